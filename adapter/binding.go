@@ -1,0 +1,309 @@
+package adapter
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlogwriter"
+)
+
+// Binding is one UDP socket and the quic-go Transport on it. A server binding
+// carries one quic-go listener, shared by every quicx listener on that address,
+// and the connections it accepted; a client connection has a binding of its
+// own. The socket closes when the last user lets go.
+type Binding struct {
+	pc    net.PacketConn
+	tr    *quic.Transport
+	local netip.AddrPort
+
+	mu     sync.Mutex
+	refs   int
+	closed bool
+	ln     *quic.EarlyListener
+	lnDone chan struct{} // closed when the accept loop has exited
+	srv    ServerHooks
+	ts     TransportSettings
+}
+
+// Bind opens a UDP socket on addr through n and puts a quic-go transport on it.
+// The binding starts with one reference, owned by the caller.
+func Bind(n Network, addr netip.AddrPort) (*Binding, error) {
+	pc, err := n.ListenPacket(addr)
+	if err != nil {
+		return nil, err
+	}
+	b := &Binding{pc: pc, local: addrPortOf(pc.LocalAddr()), refs: 1}
+	b.tr = &quic.Transport{Conn: pc, ConnContext: b.connContext}
+	return b, nil
+}
+
+// LocalAddr is the socket's address (with the port the OS picked).
+func (b *Binding) LocalAddr() netip.AddrPort { return b.local }
+
+// Ref takes another reference on the binding.
+func (b *Binding) Ref() {
+	b.mu.Lock()
+	b.refs++
+	b.mu.Unlock()
+}
+
+// Unref gives a reference back; the last one closes the socket.
+func (b *Binding) Unref() { b.unref() }
+
+func (b *Binding) unref() {
+	b.mu.Lock()
+	b.refs--
+	last := b.refs == 0
+	b.mu.Unlock()
+	if last {
+		b.closeNow()
+	}
+}
+
+// closeNow closes the transport (every connection on it dies without a
+// CONNECTION_CLOSE) and the socket.
+func (b *Binding) closeNow() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	b.mu.Unlock()
+	_ = b.tr.Close()
+	_ = b.pc.Close()
+}
+
+// ---- server side ----
+
+// Hello is what the client's first flight says, for the NEW_CONNECTION decision.
+type Hello struct {
+	QUICVersion uint32
+	Local       netip.AddrPort
+	Remote      netip.AddrPort
+	ServerName  string
+	ALPNs       []string
+}
+
+// ServerHooks is how a server binding asks quicx about incoming connections.
+type ServerHooks interface {
+	// Decide runs inside crypto/tls while the connection is frozen: it returns
+	// the TLS configuration to continue the handshake with, or an error to refuse
+	// it. ctx ends when the connection dies; the callee must bound its own wait.
+	Decide(ctx context.Context, c *Conn, hello Hello) (*tls.Config, error)
+	// Established runs when the handshake of c has completed.
+	Established(c *Conn)
+}
+
+// Listen starts accepting connections with the given transport settings and
+// hooks. tlsConf is the base configuration; Decide supplies each connection's.
+// trace returns the recorder handler for a new connection (nil for none).
+func (b *Binding) Listen(ts TransportSettings, hooks ServerHooks) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ln != nil {
+		return errors.New("adapter: binding already listening")
+	}
+	if b.closed {
+		return net.ErrClosed
+	}
+	tlsConf := &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		GetConfigForClient: func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+			return b.decide(chi)
+		},
+	}
+	conf := ts.quicConfig(b.tracer)
+	ln, err := b.tr.ListenEarly(tlsConf, conf)
+	if err != nil {
+		return err
+	}
+	b.ln, b.srv, b.ts = ln, hooks, ts
+	b.lnDone = make(chan struct{})
+	b.refs++
+	go b.acceptLoop(ln, b.lnDone)
+	return nil
+}
+
+// StopListening closes the quic-go listener; accepted connections live on.
+// It returns once the accept loop has exited. quicx must have released every
+// pending decision first, or this waits for them (quic-go's Close waits for
+// handshakes frozen inside crypto/tls).
+func (b *Binding) StopListening() {
+	b.mu.Lock()
+	ln, done := b.ln, b.lnDone
+	b.ln = nil
+	b.mu.Unlock()
+	if ln == nil {
+		return
+	}
+	_ = ln.Close()
+	<-done
+	b.unref()
+}
+
+// Listening reports the settings of the active listener, if any.
+func (b *Binding) Listening() (TransportSettings, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ts, b.ln != nil
+}
+
+func (b *Binding) acceptLoop(ln *quic.EarlyListener, done chan struct{}) {
+	defer close(done)
+	for {
+		qc, err := ln.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		c, _ := qc.Context().Value(connKey{}).(*Conn)
+		if c == nil {
+			_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeInternalError), "")
+			continue
+		}
+		c.attach(qc)
+		// An early listener hands connections over when 0-RTT is possible;
+		// quicx reports the connection once the handshake is complete.
+		go func() {
+			select {
+			case <-qc.HandshakeComplete():
+				b.hooks().Established(c)
+			case <-qc.Context().Done():
+			}
+		}()
+	}
+}
+
+func (b *Binding) hooks() ServerHooks {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.srv
+}
+
+type connKey struct{}
+
+// connContext runs when quic-go creates a server connection: the adapter's Conn
+// is born here, so a handshake that fails before Accept is still seen.
+func (b *Binding) connContext(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
+	c := &Conn{binding: b, remote: addrPortOf(ci.RemoteAddr), local: b.local}
+	b.Ref()
+	ctx = context.WithValue(ctx, connKey{}, c)
+	context.AfterFunc(ctx, func() {
+		c.markClosed(Classify(context.Cause(ctx)))
+	})
+	return ctx, nil
+}
+
+func (b *Binding) decide(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+	ctx := chi.Context()
+	c, _ := ctx.Value(connKey{}).(*Conn)
+	hooks := b.hooks()
+	if c == nil || hooks == nil {
+		return nil, errors.New("quicx: no listener")
+	}
+	h := Hello{ServerName: chi.ServerName, ALPNs: chi.SupportedProtos}
+	if v, ok := ctx.Value(quic.QUICVersionContextKey).(quic.Version); ok {
+		h.QUICVersion = uint32(v)
+	}
+	if chi.Conn != nil {
+		h.Local = addrPortOf(chi.Conn.LocalAddr())
+		h.Remote = addrPortOf(chi.Conn.RemoteAddr())
+		c.mu.Lock()
+		c.local, c.remote = h.Local, h.Remote
+		c.mu.Unlock()
+	}
+	return hooks.Decide(ctx, c, h)
+}
+
+// tracer gives quic-go the recorder of the connection being created.
+func (b *Binding) tracer(ctx context.Context, isClient bool, _ quic.ConnectionID) qlogwriter.Trace {
+	c, _ := ctx.Value(connKey{}).(*Conn)
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec == nil {
+		c.rec = newRecorder(b.tsTrack(), isClient)
+	}
+	return c.rec
+}
+
+func (b *Binding) tsTrack() Track {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ts.Track
+}
+
+// ---- client side ----
+
+// DialOptions configure a client connection.
+type DialOptions struct {
+	Network  Network
+	Local    netip.AddrPort // the local address to bind; zero for any
+	Remote   netip.AddrPort
+	TLS      *tls.Config
+	Settings TransportSettings
+	Early    bool // attempt 0-RTT with a stored session
+}
+
+// NewClientConn prepares a client connection: it opens the connection's own
+// UDP socket now, so that quicx knows its local address before the dial.
+func NewClientConn(o DialOptions) (*Conn, error) {
+	b, err := Bind(o.Network, o.Local)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{binding: b, isOwner: true, local: b.local, remote: o.Remote}
+	c.rec = newRecorder(o.Settings.Track, true)
+	return c, nil
+}
+
+// Dial runs the client handshake on a Conn from NewClientConn. It returns when
+// the handshake completes (or, with Early and a usable session, once 0-RTT data
+// can be sent), fails, or ctx ends. On failure the connection has ended and its
+// close callback has run.
+func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
+	b := c.binding
+	unreachable := reportUnreachable(b.pc, true)
+	ctx = context.WithValue(ctx, connKey{}, c)
+	conf := o.Settings.quicConfig(func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace {
+		return c.rec
+	})
+	raddr := net.UDPAddrFromAddrPort(o.Remote)
+	var (
+		qc  *quic.Conn
+		err error
+	)
+	if o.Early {
+		qc, err = b.tr.DialEarly(ctx, raddr, o.TLS, conf)
+	} else {
+		qc, err = b.tr.Dial(ctx, raddr, o.TLS, conf)
+	}
+	if err != nil {
+		c.markClosed(Classify(err))
+		return err
+	}
+	c.attach(qc)
+	if unreachable {
+		// After the handshake an ICMP report could be spoofed; MsQuic ignores them.
+		go func() {
+			select {
+			case <-qc.HandshakeComplete():
+				reportUnreachable(b.pc, false)
+			case <-qc.Context().Done():
+			}
+		}()
+	}
+	return nil
+}
+
+// Abandon releases a client connection that was never dialed.
+func (c *Conn) Abandon() {
+	c.markClosed(CloseInfo{Kind: CloseCanceled})
+}

@@ -1,0 +1,337 @@
+package adapter
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/quic-go/quic-go/qlog"
+	"github.com/quic-go/quic-go/qlogwriter"
+)
+
+// RecorderHandler receives what the recorder derives. Its methods run on
+// quic-go's goroutines, synchronously, with the connection's loop waiting:
+// they must return quickly, must not block, and must not call into quic-go.
+type RecorderHandler interface {
+	// PeerStreamLimits reports the peer's initial stream limits (its transport
+	// parameters): the number of bidi and uni streams we may open.
+	PeerStreamLimits(bidi, uni uint64)
+	// MaxStreams reports a MAX_STREAMS frame: we may now open streams up to max.
+	MaxStreams(bidi bool, max uint64)
+	// StreamsBlocked reports a STREAMS_BLOCKED frame from the peer.
+	StreamsBlocked(bidi bool)
+	// StreamAcked reports that the peer has acknowledged bytes [0, acked) of a
+	// stream we send on, and whether its FIN is acknowledged too.
+	StreamAcked(id uint64, acked uint64, finAcked bool)
+	// StreamDataLost reports a lost packet that carried data of stream id.
+	StreamDataLost(id uint64)
+	// PeerAddressChanged reports that quic-go moved the connection to a new
+	// remote address.
+	PeerAddressChanged(addr netip.AddrPort)
+}
+
+// recorder is quicx's in-process qlog sink for one connection. quic-go builds
+// typed events and hands them over synchronously; the recorder keeps only what
+// its Track bits ask for.
+type recorder struct {
+	track    Track
+	isClient bool
+
+	mu      sync.Mutex
+	h       RecorderHandler
+	limits  *[2]uint64 // peer limits seen before a handler was attached
+	sent    []sentPacket
+	streams map[uint64]*ackState
+	touched []uint64 // scratch for ack
+}
+
+type sentPacket struct {
+	pn     int64
+	chunks []streamChunk
+	done   bool // acknowledged or declared lost
+}
+
+type streamChunk struct {
+	id  uint64
+	off int64
+	len int64
+	fin bool
+}
+
+// ackState is the merged set of acknowledged byte ranges of one stream.
+type ackState struct {
+	ranges   [][2]int64 // sorted, disjoint [start, end)
+	finAt    int64      // the final size once the FIN is acknowledged, else -1
+	reported int64      // the contiguous prefix last reported
+	finSent  bool       // a FIN acknowledgement was reported
+}
+
+func newRecorder(t Track, isClient bool) *recorder {
+	return &recorder{track: t, isClient: isClient, streams: map[uint64]*ackState{}}
+}
+
+// SetRecorderHandler attaches the handler that receives the connection's
+// derived events. Peer limits seen earlier are replayed.
+func (c *Conn) SetRecorderHandler(h RecorderHandler) {
+	c.mu.Lock()
+	r := c.rec
+	c.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.h = h
+	l := r.limits
+	r.limits = nil
+	r.mu.Unlock()
+	if l != nil && h != nil {
+		h.PeerStreamLimits(l[0], l[1])
+	}
+}
+
+// Tracking reports which features the connection's recorder follows.
+func (c *Conn) Tracking() Track {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec == nil {
+		return 0
+	}
+	return c.rec.track
+}
+
+// ForgetStream drops ack state for a stream that will send nothing more.
+func (c *Conn) ForgetStream(id uint64) {
+	c.mu.Lock()
+	r := c.rec
+	c.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	delete(r.streams, id)
+	r.mu.Unlock()
+}
+
+// AddProducer implements qlogwriter.Trace.
+func (r *recorder) AddProducer() qlogwriter.Recorder { return r }
+
+// Close implements qlogwriter.Recorder; quic-go calls it when the connection's
+// loop ends.
+func (r *recorder) Close() error { return nil }
+
+// RecordEvent implements qlogwriter.Recorder.
+func (r *recorder) RecordEvent(ev qlogwriter.Event) {
+	switch e := ev.(type) {
+	case qlog.PacketSent:
+		if r.track&(TrackAcks|TrackLoss) != 0 {
+			r.packetSent(&e)
+		}
+	case qlog.PacketReceived:
+		r.packetReceived(&e)
+	case qlog.PacketLost:
+		if r.track&(TrackAcks|TrackLoss) != 0 {
+			r.packetLost(int64(e.Header.PacketNumber))
+		}
+	case qlog.ParametersSet:
+		if e.Initiator == qlog.InitiatorRemote && r.track&TrackStreamCredit != 0 {
+			r.peerLimits(uint64(max(e.InitialMaxStreamsBidi, 0)), uint64(max(e.InitialMaxStreamsUni, 0)))
+		}
+	case qlog.TupleAssigned:
+		if e.TupleID == "" && r.track&TrackPaths != 0 && !r.isClient {
+			addr := e.Remote.IPv4
+			if !addr.IsValid() {
+				addr = e.Remote.IPv6
+			}
+			if h := r.handler(); h != nil && addr.IsValid() {
+				h.PeerAddressChanged(netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()))
+			}
+		}
+	}
+}
+
+func (r *recorder) handler() RecorderHandler {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.h
+}
+
+func (r *recorder) peerLimits(bidi, uni uint64) {
+	r.mu.Lock()
+	h := r.h
+	if h == nil {
+		r.limits = &[2]uint64{bidi, uni}
+	}
+	r.mu.Unlock()
+	if h != nil {
+		h.PeerStreamLimits(bidi, uni)
+	}
+}
+
+func (r *recorder) packetSent(e *qlog.PacketSent) {
+	if t := e.Header.PacketType; t != qlog.PacketType1RTT && t != qlog.PacketType0RTT {
+		return
+	}
+	var chunks []streamChunk
+	for _, f := range e.Frames {
+		if sf, ok := f.Frame.(*qlog.StreamFrame); ok {
+			chunks = append(chunks, streamChunk{id: uint64(sf.StreamID), off: sf.Offset, len: sf.Length, fin: sf.Fin})
+		}
+	}
+	if len(chunks) == 0 {
+		return
+	}
+	r.mu.Lock()
+	r.sent = append(r.sent, sentPacket{pn: int64(e.Header.PacketNumber), chunks: chunks})
+	r.mu.Unlock()
+}
+
+// find returns the index of the first sent packet with a number ≥ pn.
+func (r *recorder) find(pn int64) int {
+	return sort.Search(len(r.sent), func(i int) bool { return r.sent[i].pn >= pn })
+}
+
+func (r *recorder) packetLost(pn int64) {
+	r.mu.Lock()
+	i := r.find(pn)
+	var lost []uint64
+	if i < len(r.sent) && r.sent[i].pn == pn && !r.sent[i].done {
+		// The frames are retransmitted in new packets; this one is finished.
+		r.sent[i].done = true
+		for _, c := range r.sent[i].chunks {
+			lost = append(lost, c.id)
+		}
+		r.trimLocked()
+	}
+	h := r.h
+	r.mu.Unlock()
+	if h != nil && r.track&TrackLoss != 0 {
+		for _, id := range lost {
+			h.StreamDataLost(id)
+		}
+	}
+}
+
+// trimLocked drops finished packets from the front of the list.
+func (r *recorder) trimLocked() {
+	n := 0
+	for n < len(r.sent) && r.sent[n].done {
+		n++
+	}
+	if n > 0 {
+		r.sent = append(r.sent[:0], r.sent[n:]...)
+	}
+}
+
+type ackReport struct {
+	id       uint64
+	acked    uint64
+	finAcked bool
+}
+
+func (r *recorder) packetReceived(e *qlog.PacketReceived) {
+	for _, f := range e.Frames {
+		switch fr := f.Frame.(type) {
+		case *qlog.AckFrame:
+			if e.Header.PacketType == qlog.PacketType1RTT && r.track&TrackAcks != 0 {
+				r.ack(fr)
+			}
+		case *qlog.MaxStreamsFrame:
+			if r.track&TrackStreamCredit != 0 {
+				if h := r.handler(); h != nil {
+					h.MaxStreams(fr.Type == 1, uint64(fr.MaxStreamNum))
+				}
+			}
+		case *qlog.StreamsBlockedFrame:
+			if r.track&TrackStreamCredit != 0 {
+				if h := r.handler(); h != nil {
+					h.StreamsBlocked(fr.Type == 1)
+				}
+			}
+		}
+	}
+}
+
+func (r *recorder) ack(fr *qlog.AckFrame) {
+	r.mu.Lock()
+	var reports []ackReport
+	touched := r.touched[:0]
+	for _, rg := range fr.AckRanges {
+		lo, hi := int64(rg.Smallest), int64(rg.Largest)
+		for i := r.find(lo); i < len(r.sent) && r.sent[i].pn <= hi; i++ {
+			p := &r.sent[i]
+			if p.done {
+				continue
+			}
+			p.done = true
+			for _, c := range p.chunks {
+				st := r.streams[c.id]
+				if st == nil {
+					st = &ackState{finAt: -1}
+					r.streams[c.id] = st
+				}
+				st.add(c.off, c.off+c.len)
+				if c.fin {
+					st.finAt = c.off + c.len
+				}
+				if !slices.Contains(touched, c.id) {
+					touched = append(touched, c.id)
+				}
+			}
+		}
+	}
+	r.touched = touched
+	for _, id := range touched {
+		st := r.streams[id]
+		prefix := st.prefix()
+		finAcked := st.finAt >= 0 && prefix >= st.finAt
+		if prefix > st.reported || (finAcked && !st.finSent) {
+			st.reported = prefix
+			if finAcked {
+				st.finSent = true
+			}
+			reports = append(reports, ackReport{id: id, acked: uint64(prefix), finAcked: finAcked})
+		}
+	}
+	r.trimLocked()
+	h := r.h
+	r.mu.Unlock()
+	if h != nil {
+		for _, rep := range reports {
+			h.StreamAcked(rep.id, rep.acked, rep.finAcked)
+		}
+	}
+}
+
+// add merges [s, e) into the acknowledged ranges.
+func (a *ackState) add(s, e int64) {
+	if e < s {
+		return
+	}
+	rs := a.ranges
+	// Fast path: extends or follows the last range.
+	if n := len(rs); n == 0 || s > rs[n-1][1] {
+		a.ranges = append(rs, [2]int64{s, e})
+		return
+	} else if s >= rs[n-1][0] {
+		rs[n-1][1] = max(rs[n-1][1], e)
+		return
+	}
+	i := sort.Search(len(rs), func(i int) bool { return rs[i][1] >= s })
+	j := i
+	for j < len(rs) && rs[j][0] <= e {
+		s = min(s, rs[j][0])
+		e = max(e, rs[j][1])
+		j++
+	}
+	merged := append(rs[:i:i], [2]int64{s, e})
+	a.ranges = append(merged, rs[j:]...)
+}
+
+// prefix is the contiguous acknowledged length from offset 0.
+func (a *ackState) prefix() int64 {
+	if len(a.ranges) == 0 || a.ranges[0][0] != 0 {
+		return 0
+	}
+	return a.ranges[0][1]
+}

@@ -1,0 +1,906 @@
+package quicx
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"quicx.dev/adapter"
+	"quicx.dev/quicx/internal/evq"
+)
+
+type connState int
+
+const (
+	connOpened    connState = iota // client: opened, not started
+	connDeciding                   // server: waiting for NewConnection's answer
+	connStarting                   // client dialing / server handshaking
+	connConnected                  // handshake complete
+	connEnded                      // the transport connection is gone; final event queued or waiting for streams
+)
+
+// Connection is MsQuic's connection. A client connection comes from
+// Registration.OpenConnection and Start; a server connection from a listener's
+// NewConnection event. All methods are safe for concurrent use, including from
+// the goroutine reading Events, and none waits for that goroutine.
+type Connection struct {
+	reg      *Registration
+	server   bool
+	listener *Listener
+	log      *slog.Logger
+	q        *evq.Queue[ConnectionEvent]
+
+	mu          sync.Mutex
+	state       connState
+	ac          *adapter.Conn
+	cfg         configSnapshot
+	override    *Settings // Connection.SetSettings before start
+	res         resolved
+	owned       bool // the app owns the connection (client, or accepted server)
+	closed      bool // Close was called
+	localShut   bool // the app (or the registration) initiated shutdown
+	shutCode    uint64
+	shutAbort   bool // the shutdown came from Close: status ABORTED
+	reason      string
+	handshake   bool // the handshake completed
+	final       bool // ConnectionShutdownComplete queued
+	end         *connEnd
+	dialCancel  context.CancelFunc
+	remoteSet   netip.AddrPort
+	localSet    netip.AddrPort
+	live        map[*Stream]struct{} // started streams without their final event
+	byID        map[uint64]*Stream
+	openers     [2]opener // local stream opening, per direction: 0 bidi, 1 uni
+	peerLimit   [2]uint64 // the peer's MAX_STREAMS, per direction
+	knownLimits bool
+}
+
+// connEnd is how the connection ended, as its streams report it.
+type connEnd struct {
+	byApp  bool
+	remote bool
+	code   uint64
+	status error
+}
+
+// OpenConnection is ConnectionOpen: a client connection, not yet started.
+// Streams may be opened, started and sent on before Start.
+func (r *Registration) OpenConnection() (*Connection, error) {
+	const op = "OpenConnection"
+	if shut, _, _ := r.shutdownState(); shut {
+		return nil, newErr(op, ErrInvalidState, "registration is shut down")
+	}
+	c := newConnection(r, false)
+	c.owned = true
+	if err := r.addChild(c, op); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func newConnection(r *Registration, server bool) *Connection {
+	c := &Connection{
+		reg:    r,
+		server: server,
+		log:    r.log,
+		q:      evq.New[ConnectionEvent](r.eventBuffer()),
+		live:   map[*Stream]struct{}{},
+		byID:   map[uint64]*Stream{},
+	}
+	for i := range c.openers {
+		c.openers[i].uni = i == 1
+	}
+	// Until a configuration is applied, streams opened early use MsQuic's defaults.
+	c.res, _ = (&Settings{}).resolve("OpenConnection")
+	return c
+}
+
+func newServerConnection(l *Listener, ac *adapter.Conn) *Connection {
+	c := newConnection(l.reg, true)
+	c.listener = l
+	c.ac = ac
+	c.state = connDeciding
+	c.log = l.log.With("remote", ac.RemoteAddr())
+	ac.SetOwner(c)
+	return c
+}
+
+// Events returns the connection's event channel. It is closed right after
+// ConnectionShutdownComplete, and for a server connection that was rejected,
+// without any event.
+func (c *Connection) Events() <-chan ConnectionEvent { return c.q.C() }
+
+// IsServer reports whether the connection was accepted by a listener.
+func (c *Connection) IsServer() bool { return c.server }
+
+// ---- server side ----
+
+// acceptedBy applies the configuration chosen in NewConnection.Accept and
+// returns the TLS configuration to continue the handshake with.
+func (c *Connection) acceptedBy(snap configSnapshot) *tls.Config {
+	c.mu.Lock()
+	c.cfg, c.res = snap, snap.res
+	c.owned = true
+	c.state = connStarting
+	c.mu.Unlock()
+	_ = c.reg.addChild(c, "NewConnection.Accept")
+	c.ac.SetRecorderHandler(c)
+	c.ac.OnClose(c.transportEnded)
+	return c.serverTLS(snap)
+}
+
+// rejected ends a server connection the app never owned: no events.
+func (c *Connection) rejected() {
+	c.mu.Lock()
+	owned := c.owned
+	if !owned {
+		c.state, c.final = connEnded, true
+	}
+	c.mu.Unlock()
+	if !owned {
+		c.q.End()
+	}
+}
+
+func (c *Connection) serverTLS(snap configSnapshot) *tls.Config {
+	return snap.tlsConfig()
+}
+
+// established runs when the handshake completes (server or client).
+func (c *Connection) established() {
+	st, _ := c.ac.State()
+	c.mu.Lock()
+	if c.state != connStarting {
+		c.mu.Unlock()
+		return
+	}
+	c.state = connConnected
+	c.handshake = true
+	pendingShut := c.localShut
+	if !c.server {
+		maxLen := 0
+		if st.DatagramsRemote {
+			maxLen = c.ac.MaxDatagramSize()
+		}
+		c.q.Push(&DatagramStateChanged{SendEnabled: st.DatagramsRemote, MaxSendLength: uint16(maxLen)})
+	}
+	c.q.Push(&Connected{SessionResumed: st.TLS.DidResume, NegotiatedALPN: st.TLS.NegotiatedProtocol})
+	res := c.res
+	c.mu.Unlock()
+	c.log.Debug("connected", "alpn", st.TLS.NegotiatedProtocol, "resumed", st.TLS.DidResume)
+
+	if pendingShut {
+		// Shutdown was called while the handshake was under way.
+		c.mu.Lock()
+		code, reason := c.shutCode, c.reason
+		c.mu.Unlock()
+		c.ac.Close(code, reason)
+		return
+	}
+	ctx := c.ac.Context()
+	if res.transport.PeerBidiStreams > 0 {
+		go c.acceptLoop(ctx, false)
+	}
+	if res.transport.PeerUniStreams > 0 {
+		go c.acceptLoop(ctx, true)
+	}
+	for i := range c.openers {
+		c.kickOpener(i)
+	}
+}
+
+// acceptLoop turns the peer's streams into PeerStreamStarted events.
+func (c *Connection) acceptLoop(ctx context.Context, uni bool) {
+	for {
+		var (
+			as  *adapter.Stream
+			err error
+		)
+		if uni {
+			as, err = c.ac.AcceptUniStream(ctx)
+		} else {
+			as, err = c.ac.AcceptStream(ctx)
+		}
+		if err != nil {
+			return
+		}
+		s := newPeerStream(c, as, uni)
+		c.mu.Lock()
+		if c.final || c.state == connEnded {
+			c.mu.Unlock()
+			as.CancelRead(0)
+			as.CancelWrite(0)
+			return
+		}
+		c.live[s] = struct{}{}
+		c.byID[as.ID()] = s
+		flags := StreamOpenNone
+		if uni {
+			flags |= StreamOpenUnidirectional
+		}
+		c.q.Push(&PeerStreamStarted{Stream: s, Flags: flags})
+		c.mu.Unlock()
+		s.startPeer()
+	}
+}
+
+// ---- client side ----
+
+// SetRemoteAddr is QUIC_PARAM_CONN_REMOTE_ADDRESS: connect to addr (its IP;
+// Start's port is used) instead of resolving the server name, which then only
+// sets SNI. Before Start only.
+func (c *Connection) SetRemoteAddr(addr netip.AddrPort) error {
+	const op = "Connection.SetRemoteAddr"
+	if !addr.IsValid() || addr.Addr().IsUnspecified() {
+		return newErr(op, ErrInvalidParameter, "address must be a specific IP")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.beforeStartLocked(op); err != nil {
+		return err
+	}
+	c.remoteSet = addr
+	return nil
+}
+
+// SetLocalAddr is QUIC_PARAM_CONN_LOCAL_ADDRESS before Start: bind the
+// connection's socket to addr.
+func (c *Connection) SetLocalAddr(addr netip.AddrPort) error {
+	const op = "Connection.SetLocalAddr"
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.beforeStartLocked(op); err != nil {
+		return err
+	}
+	c.localSet = addr
+	return nil
+}
+
+func (c *Connection) beforeStartLocked(op string) error {
+	if c.closed {
+		return newErr(op, ErrInvalidState, "connection closed")
+	}
+	if c.server {
+		return newErr(op, ErrInvalidParameter, "client connections only")
+	}
+	if c.state != connOpened || c.localShut {
+		return newErr(op, ErrInvalidState, "connection already started")
+	}
+	return nil
+}
+
+// Start is ConnectionStart: connect to serverName (resolved for family) on
+// port with cfg, a configuration holding a client credential. It returns at
+// once; the outcome arrives as Connected or as ShutdownInitiatedByTransport
+// followed by ConnectionShutdownComplete.
+func (c *Connection) Start(cfg *Configuration, family AddressFamily, serverName string, port uint16) error {
+	const op = "Connection.Start"
+	snap, err := cfg.use(op, true)
+	if err != nil {
+		return err
+	}
+	switch {
+	case port == 0:
+		return newErr(op, ErrInvalidParameter, "port 0")
+	case family != AddressFamilyUnspec && family != AddressFamilyINET && family != AddressFamilyINET6:
+		return newErr(op, ErrInvalidParameter, "unknown address family %d", family)
+	case len(serverName) > 65535:
+		return newErr(op, ErrInvalidParameter, "server name too long")
+	}
+	c.mu.Lock()
+	if err := c.beforeStartLocked(op); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	if serverName == "" && !c.remoteSet.IsValid() {
+		c.mu.Unlock()
+		return newErr(op, ErrInvalidParameter, "no server name and no remote address")
+	}
+	res := snap.res
+	if c.override != nil {
+		if res, err = c.override.resolve(op); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+	}
+	c.cfg, c.res = snap, res
+	c.state = connStarting
+	ctx, cancel := context.WithCancel(context.Background())
+	c.dialCancel = cancel
+	remote, local := c.remoteSet, c.localSet
+	c.mu.Unlock()
+
+	if shut, flags, code := c.reg.shutdownState(); shut {
+		// MsQuic accepts the start and shuts the connection down at once.
+		cancel()
+		_ = c.Shutdown(flags, code)
+		return nil
+	}
+	go c.dial(ctx, family, serverName, port, remote, local)
+	return nil
+}
+
+func (c *Connection) dial(ctx context.Context, family AddressFamily, serverName string, port uint16, remote, local netip.AddrPort) {
+	defer c.dialCancelDone()
+	addr, err := c.resolve(ctx, family, serverName, remote)
+	if err != nil {
+		c.endBeforeTransport(err)
+		return
+	}
+	addr = netip.AddrPortFrom(addr.Addr(), port)
+	c.mu.Lock()
+	res, snap := c.res, c.cfg
+	c.mu.Unlock()
+	tlsConf := snap.tlsConfig()
+	if serverName != "" {
+		tlsConf.ServerName = serverName
+	} else {
+		tlsConf.ServerName = addr.Addr().String()
+	}
+	opts := adapter.DialOptions{Network: c.reg.network, Local: local, Remote: addr, TLS: tlsConf, Settings: res.transport}
+	ac, err := adapter.NewClientConn(opts)
+	if err != nil {
+		c.endBeforeTransport(wrapErr("Connection.Start", bindStatus(err), err, "opening the UDP socket"))
+		return
+	}
+	c.mu.Lock()
+	c.ac = ac
+	c.mu.Unlock()
+	ac.SetOwner(c)
+	ac.SetRecorderHandler(c)
+	ac.OnClose(c.transportEnded)
+	if err := ac.Dial(ctx, opts); err != nil {
+		return // transportEnded has run
+	}
+	c.established()
+}
+
+func (c *Connection) dialCancelDone() {
+	c.mu.Lock()
+	cancel := c.dialCancel
+	c.dialCancel = nil
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// resolve picks the address to dial.
+func (c *Connection) resolve(ctx context.Context, family AddressFamily, name string, remote netip.AddrPort) (netip.AddrPort, error) {
+	if remote.IsValid() {
+		return remote, nil
+	}
+	if ip, err := netip.ParseAddr(name); err == nil {
+		if (family == AddressFamilyINET && !ip.Unmap().Is4()) || (family == AddressFamilyINET6 && !ip.Is6()) {
+			return netip.AddrPort{}, newErr("Connection.Start", ErrInvalidAddress, "%s is not of family %s", ip, family)
+		}
+		return netip.AddrPortFrom(ip.Unmap(), 0), nil
+	}
+	network := "ip"
+	switch family {
+	case AddressFamilyINET:
+		network = "ip4"
+	case AddressFamilyINET6:
+		network = "ip6"
+	}
+	ips, err := c.reg.network.LookupNetIP(ctx, network, name)
+	if err != nil || len(ips) == 0 {
+		if err == nil {
+			err = errors.New("no addresses")
+		}
+		return netip.AddrPort{}, wrapErr("Connection.Start", ErrInvalidAddress, err, "resolving "+name)
+	}
+	return netip.AddrPortFrom(ips[0].Unmap(), 0), nil
+}
+
+// endBeforeTransport ends a client connection that failed before it had a
+// quic-go connection (name resolution, socket).
+func (c *Connection) endBeforeTransport(err error) {
+	c.mu.Lock()
+	local := c.localShut
+	c.mu.Unlock()
+	if local {
+		c.finish(&connEnd{byApp: true, code: c.shutCode, status: c.localStatus()}, nil)
+		return
+	}
+	st := StatusOf(err)
+	c.finish(&connEnd{code: adapter.CodeInternalError, status: err},
+		&ShutdownInitiatedByTransport{Status: errorOrStatus(err, st), ErrorCode: adapter.CodeInternalError})
+}
+
+func errorOrStatus(err error, st Status) error {
+	if err != nil {
+		return err
+	}
+	return st
+}
+
+// ---- the end of a connection ----
+
+// transportEnded runs once when the quic-go connection is gone.
+func (c *Connection) transportEnded(ci adapter.CloseInfo) {
+	c.mu.Lock()
+	local, handshake := c.localShut, c.handshake
+	code, abort := c.shutCode, c.shutAbort
+	c.mu.Unlock()
+	c.log.Debug("transport ended", "kind", ci.Kind, "remote", ci.Remote, "code", ci.Code, "local", local)
+	if local {
+		st := error(nil)
+		if abort {
+			st = ErrAborted
+		}
+		c.finish(&connEnd{byApp: true, code: code, status: st}, nil)
+		return
+	}
+	end, ev := endOf(ci, handshake)
+	c.finish(end, ev)
+}
+
+// endOf maps how quic-go says a connection ended onto MsQuic's events: a peer
+// application close after the handshake is BY_PEER; everything else,
+// including a peer close during the handshake, is BY_TRANSPORT.
+func endOf(ci adapter.CloseInfo, handshake bool) (*connEnd, ConnectionEvent) {
+	transport := func(st error, code uint64, remote bool) (*connEnd, ConnectionEvent) {
+		return &connEnd{remote: remote, code: code, status: st}, &ShutdownInitiatedByTransport{Status: st, ErrorCode: code}
+	}
+	switch ci.Kind {
+	case adapter.CloseApplication:
+		if ci.Remote && handshake {
+			return &connEnd{remote: true, code: ci.Code}, &ShutdownInitiatedByPeer{ErrorCode: ci.Code}
+		}
+		if ci.Remote {
+			return transport(ErrUserCanceled, adapter.CodeApplicationError, true)
+		}
+		return transport(ErrAborted, ci.Code, false)
+	case adapter.CloseTransport:
+		return transport(wireStatus(ci.Code), ci.Code, ci.Remote)
+	case adapter.CloseIdle, adapter.CloseHandshakeTimeout:
+		return transport(ErrConnectionIdle, adapter.CodeInternalError, false)
+	case adapter.CloseStatelessReset:
+		return transport(ErrAborted, adapter.CodeInternalError, true)
+	case adapter.CloseVersionNegotiation:
+		return transport(ErrVerNegError, adapter.CodeInternalError, false)
+	case adapter.CloseUnreachable:
+		return transport(ErrUnreachable, adapter.CodeInternalError, false)
+	case adapter.CloseCanceled, adapter.CloseTransportGone:
+		return transport(ErrAborted, adapter.CodeInternalError, false)
+	}
+	return transport(ErrInternalError, adapter.CodeInternalError, false)
+}
+
+// wireStatus is MsQuic's QuicErrorCodeToStatus.
+func wireStatus(code uint64) error {
+	switch code {
+	case adapter.CodeNoError:
+		return nil
+	case adapter.CodeConnectionRefused:
+		return ErrConnectionRefused
+	case adapter.CodeProtocolViolation:
+		return ErrProtocolError
+	case adapter.CodeApplicationError, adapter.CodeCryptoBase + 90: // CRYPTO_USER_CANCELED
+		return ErrUserCanceled
+	case adapter.CodeCryptoBase + 40: // handshake_failure
+		return ErrHandshakeFailure
+	case adapter.CodeCryptoBase + 120: // no_application_protocol
+		return ErrAlpnNegFailure
+	case 0x11: // VERSION_NEGOTIATION_ERROR
+		return ErrVerNegError
+	}
+	if code >= adapter.CodeCryptoBase && code <= adapter.CodeCryptoBase+0xff {
+		return TLSAlertStatus(uint8(code - adapter.CodeCryptoBase))
+	}
+	return ErrInternalError
+}
+
+// finish records the end, queues the initiated event if any, ends every
+// stream, and queues ConnectionShutdownComplete once the last stream is done.
+func (c *Connection) finish(end *connEnd, initiated ConnectionEvent) {
+	c.mu.Lock()
+	if c.end != nil || c.final {
+		c.mu.Unlock()
+		return
+	}
+	c.end = end
+	c.state = connEnded
+	if initiated != nil {
+		c.q.Push(initiated)
+	}
+	streams := make([]*Stream, 0, len(c.live))
+	for s := range c.live {
+		streams = append(streams, s)
+	}
+	c.mu.Unlock()
+	c.clearOpeners()
+	for _, s := range streams {
+		s.connectionEnded(end)
+	}
+	c.maybeFinal()
+}
+
+// localStatus is the close status of an app-initiated shutdown.
+func (c *Connection) localStatus() error {
+	if c.shutAbort {
+		return ErrAborted
+	}
+	return nil
+}
+
+// streamFinished is called by a stream once its final event is queued.
+func (c *Connection) streamFinished(s *Stream, id uint64, hasID bool) {
+	c.mu.Lock()
+	delete(c.live, s)
+	if hasID && c.byID[id] == s {
+		delete(c.byID, id)
+	}
+	c.mu.Unlock()
+	c.maybeFinal()
+}
+
+// maybeFinal queues ConnectionShutdownComplete when the connection has ended
+// and every stream has queued its own final event.
+func (c *Connection) maybeFinal() {
+	c.mu.Lock()
+	if c.final || c.end == nil || len(c.live) > 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.final = true
+	ev := &ConnectionShutdownComplete{HandshakeCompleted: c.handshake, AppCloseInProgress: c.closed}
+	c.q.PushFinal(ev)
+	closed := c.closed
+	c.mu.Unlock()
+	c.log.Debug("connection shutdown complete")
+	if closed {
+		c.reg.removeChild(c)
+	}
+}
+
+// Shutdown is ConnectionShutdown: close the connection with an application
+// error code (at most 2^62-1). The peer sees ShutdownInitiatedByPeer (or, before
+// the handshake completed, a transport close); this side gets no "initiated"
+// event, only ConnectionShutdownComplete after its streams'. Repeated calls are
+// no-ops. ShutdownSilent is possible only for a client connection, which owns
+// its socket; elsewhere it returns ErrNotSupported.
+func (c *Connection) Shutdown(flags ConnectionShutdownFlags, code uint64) error {
+	return c.shutdown("Connection.Shutdown", flags, code, false)
+}
+
+func (c *Connection) shutdown(op string, flags ConnectionShutdownFlags, code uint64, abort bool) error {
+	if code > maxVarint {
+		return newErr(op, ErrInvalidParameter, "error code above 2^62-1")
+	}
+	if flags > ShutdownSilent {
+		return newErr(op, ErrInvalidParameter, "unknown flags %s", flags)
+	}
+	silent := flags&ShutdownSilent != 0
+	c.mu.Lock()
+	if c.localShut || c.end != nil || c.final {
+		c.mu.Unlock()
+		return nil
+	}
+	if silent && c.server {
+		c.mu.Unlock()
+		return newErr(op, ErrNotSupported, "a silent shutdown needs a connection that owns its socket (client connections only)")
+	}
+	if c.state == connDeciding {
+		c.mu.Unlock()
+		return newErr(op, ErrInvalidState, "answer NewConnection (Accept or Reject) first")
+	}
+	c.localShut, c.shutCode, c.shutAbort = true, code, abort
+	state, ac, cancel, reason := c.state, c.ac, c.dialCancel, c.reason
+	c.mu.Unlock()
+	c.log.Debug("shutdown", "code", code, "silent", silent)
+
+	switch state {
+	case connOpened:
+		// Never started: MsQuic closes it silently and reports completion.
+		c.finish(&connEnd{byApp: true, code: code, status: c.localStatus()}, nil)
+	case connStarting:
+		if cancel != nil {
+			cancel() // abandons the handshake (quic-go drops it without a close)
+		}
+		if ac != nil {
+			if silent {
+				ac.CloseSilently()
+			} else {
+				ac.Close(code, reason) // a server mid-handshake: quic-go closes it once it has the connection
+			}
+		}
+	case connConnected:
+		if silent {
+			ac.CloseSilently()
+		} else {
+			ac.Close(code, reason)
+		}
+	}
+	return nil
+}
+
+// Close is ConnectionClose. A connection not yet shut down is aborted first
+// (error code 0, status ABORTED) and still delivers its final events with
+// AppCloseInProgress set. Close does not wait for the consumer of Events.
+// Calls on a closed connection return ErrInvalidState.
+func (c *Connection) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return newErr("Connection.Close", ErrInvalidState, "connection already closed")
+	}
+	c.closed = true
+	final, owned, deciding := c.final, c.owned, c.state == connDeciding
+	c.mu.Unlock()
+	if deciding {
+		return newErr("Connection.Close", ErrInvalidState, "answer NewConnection (Accept or Reject) first")
+	}
+	if !owned {
+		return nil
+	}
+	if final {
+		c.reg.removeChild(c)
+		return nil
+	}
+	_ = c.shutdown("Connection.Close", ShutdownNone, 0, true)
+	return nil
+}
+
+func (c *Connection) shutdownByRegistration(flags ConnectionShutdownFlags, code uint64) {
+	c.mu.Lock()
+	notStarted := c.state == connOpened && !c.server
+	c.mu.Unlock()
+	if notStarted {
+		return // MsQuic skips clients that were never started
+	}
+	if c.server && flags&ShutdownSilent != 0 {
+		flags = ShutdownNone
+	}
+	_ = c.shutdown("Registration.Shutdown", flags, code, false)
+}
+
+// ---- parameters ----
+
+// SetCloseReason is QUIC_PARAM_CONN_CLOSE_REASON_PHRASE: the reason phrase sent
+// with this side's CONNECTION_CLOSE (at most 512 bytes).
+func (c *Connection) SetCloseReason(reason string) error {
+	if len(reason) > 512 {
+		return newErr("Connection.SetCloseReason", ErrInvalidParameter, "longer than 512 bytes")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return newErr("Connection.SetCloseReason", ErrInvalidState, "connection closed")
+	}
+	c.reason = reason
+	return nil
+}
+
+// Settings is QUIC_PARAM_CONN_SETTINGS (get).
+func (c *Connection) Settings() Settings {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.override != nil {
+		return *c.override
+	}
+	return c.cfg.settings
+}
+
+// SetSettings is QUIC_PARAM_CONN_SETTINGS (set). Before Start it replaces the
+// configuration's settings for this connection. After start quic-go cannot
+// change transport parameters, so a change to any of them returns
+// ErrNotSupported; quicx's own settings (SendBufferingEnabled,
+// StreamMultiReceiveEnabled) apply to streams opened afterwards.
+func (c *Connection) SetSettings(s *Settings) error {
+	const op = "Connection.SetSettings"
+	if s == nil {
+		return newErr(op, ErrInvalidParameter, "nil settings")
+	}
+	res, err := s.resolve(op)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return newErr(op, ErrInvalidState, "connection closed")
+	}
+	if c.state == connOpened {
+		cp := *s
+		c.override = &cp
+		c.res = res
+		return nil
+	}
+	if !res.transport.Equal(c.res.transport) {
+		return newErr(op, ErrNotSupported, "quic-go cannot change transport parameters after the connection started")
+	}
+	cp := *s
+	c.override = &cp
+	c.res.sendBuffering, c.res.multiReceive = res.sendBuffering, res.multiReceive
+	return nil
+}
+
+func (c *Connection) adapterConn(op string) (*adapter.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, newErr(op, ErrInvalidState, "connection closed")
+	}
+	if c.ac == nil {
+		return nil, newErr(op, ErrInvalidState, "connection not started")
+	}
+	return c.ac, nil
+}
+
+// LocalAddr is QUIC_PARAM_CONN_LOCAL_ADDRESS (get).
+func (c *Connection) LocalAddr() (netip.AddrPort, error) {
+	ac, err := c.adapterConn("Connection.LocalAddr")
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return ac.LocalAddr(), nil
+}
+
+// RemoteAddr is QUIC_PARAM_CONN_REMOTE_ADDRESS (get).
+func (c *Connection) RemoteAddr() (netip.AddrPort, error) {
+	c.mu.Lock()
+	if c.ac == nil && c.remoteSet.IsValid() && !c.closed {
+		defer c.mu.Unlock()
+		return c.remoteSet, nil
+	}
+	c.mu.Unlock()
+	ac, err := c.adapterConn("Connection.RemoteAddr")
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return ac.RemoteAddr(), nil
+}
+
+// QUICVersion is QUIC_PARAM_CONN_QUIC_VERSION: 0 before the handshake.
+func (c *Connection) QUICVersion() (uint32, error) {
+	ac, err := c.adapterConn("Connection.QUICVersion")
+	if err != nil {
+		if StatusOf(err) == ErrInvalidState && !c.isClosed() {
+			return 0, nil
+		}
+		return 0, err
+	}
+	st, _ := ac.State()
+	return st.Version, nil
+}
+
+func (c *Connection) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// NegotiatedALPN is QUIC_PARAM_TLS_NEGOTIATED_ALPN.
+func (c *Connection) NegotiatedALPN() (string, error) {
+	st, err := c.TLSState()
+	if err != nil {
+		return "", err
+	}
+	return st.NegotiatedProtocol, nil
+}
+
+// TLSState is QUIC_PARAM_TLS_HANDSHAKE_INFO, as crypto/tls reports it.
+func (c *Connection) TLSState() (tls.ConnectionState, error) {
+	ac, err := c.adapterConn("Connection.TLSState")
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	st, ok := ac.State()
+	if !ok || !st.HandshakeComplete {
+		return tls.ConnectionState{}, newErr("Connection.TLSState", ErrInvalidState, "handshake not complete")
+	}
+	return st.TLS, nil
+}
+
+// ConnectionStats is the part of QUIC_STATISTICS_V2 quic-go reports.
+type ConnectionStats struct {
+	MinRTT, LatestRTT, SmoothedRTT, RTTVariance int64 // microseconds, as MsQuic reports RTTs
+	CongestionWindow                            uint64
+	SendTotalBytes, SendTotalPackets            uint64
+	RecvTotalBytes, RecvTotalPackets            uint64
+	SendSuspectedLostBytes, SendSuspectedLost   uint64
+}
+
+// Stats is QUIC_PARAM_CONN_STATISTICS_V2 (the fields quic-go counts).
+func (c *Connection) Stats() (ConnectionStats, error) {
+	ac, err := c.adapterConn("Connection.Stats")
+	if err != nil {
+		return ConnectionStats{}, err
+	}
+	s, ok := ac.Stats()
+	if !ok {
+		return ConnectionStats{}, newErr("Connection.Stats", ErrInvalidState, "connection not established")
+	}
+	return ConnectionStats{
+		MinRTT: s.MinRTT.Microseconds(), LatestRTT: s.LatestRTT.Microseconds(),
+		SmoothedRTT: s.SmoothedRTT.Microseconds(), RTTVariance: s.RTTVariance.Microseconds(),
+		CongestionWindow: s.CongestionWindow,
+		SendTotalBytes:   s.BytesSent, SendTotalPackets: s.PacketsSent,
+		RecvTotalBytes: s.BytesReceived, RecvTotalPackets: s.PacketsReceived,
+		SendSuspectedLostBytes: s.BytesLost, SendSuspectedLost: s.PacketsLost,
+	}, nil
+}
+
+// ---- recorder events (adapter.RecorderHandler); quic-go's goroutines, never block ----
+
+// PeerStreamLimits implements adapter.RecorderHandler.
+func (c *Connection) PeerStreamLimits(bidi, uni uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.peerLimit = [2]uint64{bidi, uni}
+	c.knownLimits = true
+	// MsQuic raises the initial STREAMS_AVAILABLE on the client only: the server
+	// processes the client's parameters before the app owns the connection.
+	if !c.server && (bidi > 0 || uni > 0) && !c.final {
+		c.q.Push(c.streamsAvailableLocked())
+	}
+}
+
+// MaxStreams implements adapter.RecorderHandler.
+func (c *Connection) MaxStreams(bidi bool, max uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := 1
+	if bidi {
+		i = 0
+	}
+	if max <= c.peerLimit[i] || c.final {
+		return
+	}
+	c.peerLimit[i] = max
+	c.q.Push(c.streamsAvailableLocked())
+}
+
+func (c *Connection) streamsAvailableLocked() *StreamsAvailable {
+	avail := func(i int) uint16 {
+		used := c.openers[i].next.Load()
+		if c.peerLimit[i] <= used {
+			return 0
+		}
+		return uint16(min(c.peerLimit[i]-used, 0xFFFF))
+	}
+	return &StreamsAvailable{BidirectionalCount: avail(0), UnidirectionalCount: avail(1)}
+}
+
+// StreamsBlocked implements adapter.RecorderHandler.
+func (c *Connection) StreamsBlocked(bidi bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.final {
+		c.q.Push(&PeerNeedsStreams{Bidirectional: bidi})
+	}
+}
+
+// StreamAcked implements adapter.RecorderHandler.
+func (c *Connection) StreamAcked(id uint64, acked uint64, finAcked bool) {
+	c.mu.Lock()
+	s := c.byID[id]
+	c.mu.Unlock()
+	if s != nil {
+		s.acked(acked, finAcked)
+	}
+}
+
+// StreamDataLost implements adapter.RecorderHandler.
+func (c *Connection) StreamDataLost(id uint64) {
+	c.mu.Lock()
+	s := c.byID[id]
+	c.mu.Unlock()
+	if s != nil {
+		s.dataLost()
+	}
+}
+
+// PeerAddressChanged implements adapter.RecorderHandler.
+func (c *Connection) PeerAddressChanged(addr netip.AddrPort) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.final && c.handshake {
+		c.q.Push(&PeerAddressChanged{Address: addr})
+	}
+}

@@ -1,0 +1,466 @@
+package quicx
+
+import (
+	"sync"
+
+	"quicx.dev/adapter"
+	"quicx.dev/quicx/internal/evq"
+)
+
+type streamPhase int
+
+const (
+	streamOpened  streamPhase = iota // opened, not started: no ID, nothing on the wire
+	streamStarted                    // started (StartComplete delivered, or a peer stream)
+	streamFinal                      // StreamShutdownComplete queued (or abandoned)
+)
+
+// Stream is MsQuic's stream. A local stream comes from Connection.OpenStream
+// and is started with Start (or a send with SendStart); a peer's stream
+// arrives in PeerStreamStarted already started. All methods are safe for
+// concurrent use, including from the goroutine reading Events, and none waits
+// for that goroutine.
+type Stream struct {
+	conn      *Connection
+	q         *evq.Queue[StreamEvent]
+	openFlags StreamOpenFlags
+	local     bool
+	uni       bool
+	canSend   bool
+	canRecv   bool
+
+	mu           sync.Mutex
+	phase        streamPhase
+	as           *adapter.Stream // nil until quic-go has opened the stream
+	id           uint64
+	hasID        bool
+	startFlags   StreamStartFlags
+	closed       bool // Close was called
+	appClose     bool // AppCloseInProgress for the final event
+	connEnd      *connEnd
+	sendBuffer   bool // SendBufferingEnabled when the stream was created
+	tracked      bool // the connection's recorder follows acknowledgements
+	multiRecv    bool
+	priority     uint16
+	cancelCode   uint64 // cancel-on-loss error code
+	cancelOnLoss bool
+
+	snd sendSide
+	rcv recvSide
+}
+
+// OpenStream is StreamOpen: a local stream with no ID and nothing on the wire
+// until Start. Sends and shutdowns before Start are queued.
+func (c *Connection) OpenStream(flags StreamOpenFlags) (*Stream, error) {
+	const op = "Connection.OpenStream"
+	if flags&^(StreamOpenUnidirectional|StreamOpenDelayIDFCUpdates|StreamOpenAppOwnedBuffers) != 0 {
+		return nil, newErr(op, ErrInvalidParameter, "flags %s", flags)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, newErr(op, ErrInvalidState, "connection closed")
+	}
+	if c.end != nil {
+		if c.end.byApp {
+			return nil, newErr(op, ErrInvalidState, "connection shut down")
+		}
+		return nil, newErr(op, ErrAborted, "connection closed by the peer or the transport")
+	}
+	if c.state == connDeciding {
+		return nil, newErr(op, ErrInvalidState, "answer NewConnection first")
+	}
+	uni := flags&StreamOpenUnidirectional != 0
+	s := newStream(c, flags, true, uni, c.res)
+	return s, nil
+}
+
+func newStream(c *Connection, flags StreamOpenFlags, local, uni bool, res resolved) *Stream {
+	s := &Stream{
+		conn:       c,
+		q:          evq.New[StreamEvent](c.reg.eventBuffer()),
+		openFlags:  flags,
+		local:      local,
+		uni:        uni,
+		canSend:    local || !uni,
+		canRecv:    !local || !uni,
+		sendBuffer: res.sendBuffering,
+		multiRecv:  res.multiReceive && flags&StreamOpenAppOwnedBuffers == 0,
+		priority:   0x7FFF,
+	}
+	s.snd.init(s, c.reg.sendBudget())
+	s.rcv.init(s, c.reg.receiveBufferSize())
+	return s
+}
+
+// newPeerStream wraps a stream the peer opened; it is started already.
+func newPeerStream(c *Connection, as *adapter.Stream, uni bool) *Stream {
+	c.mu.Lock()
+	res := c.res
+	c.mu.Unlock()
+	flags := StreamOpenNone
+	if uni {
+		flags |= StreamOpenUnidirectional
+	}
+	s := newStream(c, flags, false, uni, res)
+	s.as, s.id, s.hasID, s.phase = as, as.ID(), true, streamStarted
+	s.tracked = as.TracksAcks()
+	return s
+}
+
+// startPeer begins reading a peer stream and watching its send direction.
+func (s *Stream) startPeer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watchTransportLocked()
+	s.rcv.kickLocked()
+}
+
+// Events returns the stream's event channel. It is closed right after
+// StreamShutdownComplete, or, for a stream that never started (or whose start
+// failed without StreamStartShutdownOnFail), when the stream is closed.
+func (s *Stream) Events() <-chan StreamEvent { return s.q.C() }
+
+// ID is QUIC_PARAM_STREAM_ID: ErrInvalidState before the stream is started.
+func (s *Stream) ID() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.hasID {
+		return 0, newErr("Stream.ID", ErrInvalidState, "stream not started")
+	}
+	return s.id, nil
+}
+
+// Connection returns the connection the stream belongs to.
+func (s *Stream) Connection() *Connection { return s.conn }
+
+// Start is StreamStart. It is always answered by exactly one StartComplete.
+// The stream gets its ID at once, even when the peer's stream limit or a
+// connection not yet connected keeps it off the wire (then
+// StartComplete.PeerAccepted is false and, with StreamStartIndicatePeerAccept,
+// PeerAccepted follows). StreamStartFailBlocked fails the start with
+// ErrStreamLimitReached instead of waiting. StreamStartImmediate is refused with
+// ErrNotSupported: quic-go announces a stream only with its first data, FIN or
+// reset.
+func (s *Stream) Start(flags StreamStartFlags) error {
+	const op = "Stream.Start"
+	if flags&^(StreamStartFailBlocked|StreamStartShutdownOnFail|StreamStartIndicatePeerAccept|StreamStartImmediate) != 0 {
+		if flags&StreamStartPriorityWork != 0 {
+			return newErr(op, ErrNotSupported, "PRIORITY_WORK: quic-go has no operation queue to prioritize")
+		}
+		return newErr(op, ErrInvalidParameter, "flags %s", flags)
+	}
+	if flags&StreamStartImmediate != 0 {
+		return newErr(op, ErrNotSupported, "IMMEDIATE: quic-go cannot put an empty stream on the wire; send data or a FIN")
+	}
+	return s.start(op, flags)
+}
+
+func (s *Stream) start(op string, flags StreamStartFlags) error {
+	c := s.conn
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return newErr(op, ErrInvalidState, "stream closed")
+	}
+	if !s.local || s.phase != streamOpened {
+		s.mu.Unlock()
+		return newErr(op, ErrInvalidState, "stream already started")
+	}
+	s.mu.Unlock()
+	c.mu.Lock()
+	closed, end := c.closed, c.end
+	c.mu.Unlock()
+	if closed {
+		return newErr(op, ErrInvalidState, "connection closed")
+	}
+	if end != nil {
+		if end.byApp {
+			return newErr(op, ErrInvalidState, "connection shut down")
+		}
+		return newErr(op, ErrAborted, "connection closed by the peer or the transport")
+	}
+
+	id, accepted, err := c.startStream(s, flags&StreamStartFailBlocked != 0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		st := ErrAborted
+		if err == errLimit {
+			st = ErrStreamLimitReached
+		}
+		s.q.Push(&StartComplete{Status: st})
+		if flags&StreamStartShutdownOnFail != 0 {
+			// The stream ends right after its failed start.
+			s.phase = streamFinal
+			s.snd.cancelAllLocked()
+			s.q.PushFinal(&StreamShutdownComplete{AppCloseInProgress: s.closed})
+		}
+		return nil
+	}
+	s.phase, s.id, s.hasID, s.startFlags = streamStarted, id, true, flags
+	s.q.Push(&StartComplete{ID: id, PeerAccepted: accepted})
+	s.snd.startedLocked()
+	s.rcv.startedLocked()
+	s.maybeFinalLocked()
+	if s.as != nil && s.phase == streamStarted {
+		s.transportReadyLocked()
+	}
+	return nil
+}
+
+// setTransport attaches quic-go's stream once it is opened (at Start, or later
+// when the peer grants credit).
+func (s *Stream) setTransport(as *adapter.Stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.as = as
+	s.tracked = as.TracksAcks()
+	if s.snd.aborted {
+		s.snd.resetLocked()
+	}
+	if s.rcv.aborted {
+		s.rcv.stopLocked()
+	}
+	if s.phase == streamStarted {
+		s.transportReadyLocked()
+	} else if s.phase == streamFinal && !s.snd.resetSent {
+		// The stream ended while it waited for credit (the connection shut down,
+		// or it was closed): its ID is taken, so tell the peer it is gone.
+		as.CancelWrite(s.snd.abortCode)
+		as.CancelRead(s.rcv.abortCode)
+	}
+}
+
+// transportReadyLocked runs once the stream is started and opened in quic-go.
+func (s *Stream) transportReadyLocked() {
+	s.applyPriorityLocked()
+	s.watchTransportLocked()
+	s.snd.kickLocked()
+	s.rcv.kickLocked()
+}
+
+// peerAccepted runs when a stream that waited for the peer's credit is opened.
+func (s *Stream) peerAccepted() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.startFlags&StreamStartIndicatePeerAccept != 0 && s.phase == streamStarted {
+		s.q.Push(&PeerAccepted{})
+	}
+}
+
+// watchTransportLocked arranges for STOP_SENDING and RESET_STREAM to be seen
+// without a pending read or write.
+func (s *Stream) watchTransportLocked() {
+	as := s.as
+	if as.CanSend() {
+		as.OnStopSending(func(code uint64, ok bool) {
+			if ok {
+				s.peerStopSending(code)
+			}
+		})
+	}
+	if as.CanReceive() {
+		as.OnFinalSize(s.rcv.finalSizeKnown)
+	}
+}
+
+// Shutdown is StreamShutdown. GRACEFUL sends a FIN after the queued data;
+// ABORT_SEND resets the send direction and ABORT_RECEIVE asks the peer to stop
+// sending, each with code (at most 2^62-1; the first code per direction wins).
+// IMMEDIATE (with both aborts) completes the stream at once. On a stream not
+// yet started the shutdown is queued. INLINE is accepted and changes nothing:
+// quicx never calls back.
+func (s *Stream) Shutdown(flags StreamShutdownFlags, code uint64) error {
+	const op = "Stream.Shutdown"
+	flags &^= StreamShutdownInline
+	switch {
+	case flags == 0 || flags&^(StreamShutdownGraceful|StreamShutdownAbort|StreamShutdownImmediate) != 0:
+		return newErr(op, ErrInvalidParameter, "flags %s", flags)
+	case flags&StreamShutdownGraceful != 0 && flags != StreamShutdownGraceful:
+		return newErr(op, ErrInvalidParameter, "GRACEFUL cannot be combined with ABORT or IMMEDIATE")
+	case flags&StreamShutdownImmediate != 0 && flags&StreamShutdownAbort != StreamShutdownAbort:
+		return newErr(op, ErrInvalidParameter, "IMMEDIATE needs ABORT_SEND and ABORT_RECEIVE")
+	case code > maxVarint:
+		return newErr(op, ErrInvalidParameter, "error code above 2^62-1")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return newErr(op, ErrInvalidState, "stream closed")
+	}
+	if flags&StreamShutdownGraceful != 0 {
+		if !s.canSend {
+			return newErr(op, ErrInvalidState, "the stream has no send direction")
+		}
+		s.snd.finLocked()
+		return nil
+	}
+	if flags&StreamShutdownAbortSend != 0 && s.canSend {
+		s.snd.abortLocked(code)
+	}
+	if flags&StreamShutdownAbortReceive != 0 && s.canRecv {
+		s.rcv.abortLocked(code)
+	}
+	s.maybeFinalLocked()
+	return nil
+}
+
+// Close is StreamClose. A stream never started is abandoned (nothing on the
+// wire, no events; its channel closes). A started stream not yet shut down is
+// aborted in both directions with code 0 and still delivers its final events,
+// with AppCloseInProgress. Close does not wait for the consumer of Events.
+// Calls on a closed stream return ErrInvalidState.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return newErr("Stream.Close", ErrInvalidState, "stream already closed")
+	}
+	s.closed = true
+	s.appClose = true
+	switch s.phase {
+	case streamOpened:
+		s.phase = streamFinal
+		s.snd.discardLocked()
+		s.mu.Unlock()
+		s.q.End()
+		return nil
+	case streamFinal:
+		s.mu.Unlock()
+		s.q.End() // a failed start without SHUTDOWN_ON_FAIL: end the channel
+		s.releaseCredit()
+		return nil
+	}
+	if s.canSend {
+		s.snd.abortLocked(0)
+	}
+	if s.canRecv {
+		s.rcv.abortLocked(0)
+	}
+	s.maybeFinalLocked()
+	s.mu.Unlock()
+	s.releaseCredit()
+	return nil
+}
+
+// releaseCredit returns a peer stream's credit to the peer. quic-go frees it
+// when the stream has completed and this was called, in either order; quicx
+// calls it when the stream finishes, or at Close for DELAY_ID_FC_UPDATES.
+func (s *Stream) releaseCredit() {
+	s.mu.Lock()
+	as, peer := s.as, !s.local
+	s.mu.Unlock()
+	if peer && as != nil {
+		as.ReleaseCredit()
+	}
+}
+
+// SetDelayIDFCUpdates sets QUIC_STREAM_OPEN_FLAG_DELAY_ID_FC_UPDATES on a peer
+// stream (MsQuic's write-back into PEER_STREAM_STARTED): the peer gets this
+// stream's credit back only when the stream is closed, not when it finishes.
+func (s *Stream) SetDelayIDFCUpdates() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return newErr("Stream.SetDelayIDFCUpdates", ErrInvalidState, "stream closed")
+	}
+	if s.local {
+		return newErr("Stream.SetDelayIDFCUpdates", ErrInvalidParameter, "open local streams with StreamOpenDelayIDFCUpdates")
+	}
+	if s.phase == streamFinal {
+		return newErr("Stream.SetDelayIDFCUpdates", ErrInvalidState, "stream already finished")
+	}
+	s.openFlags |= StreamOpenDelayIDFCUpdates
+	return nil
+}
+
+// connectionEnded ends a started stream because its connection is gone.
+func (s *Stream) connectionEnded(end *connEnd) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.phase != streamStarted {
+		return
+	}
+	s.connEnd = end
+	s.snd.connectionEndedLocked()
+	s.rcv.connectionEndedLocked()
+	s.maybeFinalLocked()
+}
+
+// maybeFinalLocked queues StreamShutdownComplete once both directions are
+// done and no goroutine holds the app's buffers.
+func (s *Stream) maybeFinalLocked() {
+	if s.phase != streamStarted {
+		return
+	}
+	if (s.canSend && !s.snd.finishedLocked()) || (s.canRecv && !s.rcv.finishedLocked()) {
+		return
+	}
+	s.phase = streamFinal
+	ev := &StreamShutdownComplete{AppCloseInProgress: s.appClose}
+	if e := s.connEnd; e != nil {
+		ev.ConnectionShutdown = true
+		ev.ConnectionShutdownByApp = e.byApp
+		ev.ConnectionClosedRemotely = e.remote
+		ev.ConnectionErrorCode = e.code
+		ev.ConnectionCloseStatus = e.status
+	}
+	s.q.PushFinal(ev)
+	id, hasID := s.id, s.hasID
+	delay := s.openFlags&StreamOpenDelayIDFCUpdates != 0
+	as, peer := s.as, !s.local
+	go func() {
+		if peer && as != nil && !delay {
+			as.ReleaseCredit()
+		}
+		if as != nil {
+			s.conn.forgetStream(id)
+		}
+		s.conn.streamFinished(s, id, hasID)
+	}()
+}
+
+// forgetStream drops the recorder's state for a finished stream.
+func (c *Connection) forgetStream(id uint64) {
+	c.mu.Lock()
+	ac := c.ac
+	c.mu.Unlock()
+	if ac != nil {
+		ac.ForgetStream(id)
+	}
+}
+
+// ---- priority ----
+
+// SetPriority is QUIC_PARAM_STREAM_PRIORITY: 0..0xFFFF, higher is sent first
+// (default 0x7FFF). quic-go has eight urgency levels, lower first, so the
+// value maps onto urgency 7 - priority/8192 (the default lands on 4, next to
+// quic-go's own default of 3); streams of equal urgency share the path
+// round-robin.
+func (s *Stream) SetPriority(p uint16) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return newErr("Stream.SetPriority", ErrInvalidState, "stream closed")
+	}
+	s.priority = p
+	if s.as != nil {
+		s.applyPriorityLocked()
+	}
+	return nil
+}
+
+// Priority is QUIC_PARAM_STREAM_PRIORITY (get).
+func (s *Stream) Priority() uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.priority
+}
+
+func (s *Stream) applyPriorityLocked() {
+	if s.priority == 0x7FFF || s.as == nil || !s.canSend {
+		return
+	}
+	s.as.SetPriority(int8(7-s.priority/8192), true)
+}
