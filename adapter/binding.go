@@ -255,7 +255,15 @@ type DialOptions struct {
 // NewClientConn prepares a client connection: it opens the connection's own
 // UDP socket now, so that quicx knows its local address before the dial.
 func NewClientConn(o DialOptions) (*Conn, error) {
-	b, err := Bind(o.Network, o.Local)
+	local := o.Local
+	if _, isOS := o.Network.(OSNetwork); isOS && (!local.IsValid() || local.Addr().IsUnspecified()) {
+		// Bind to the address the OS routes to the peer from, so that the
+		// connection's local address is the path's, as MsQuic reports it.
+		if src, ok := routeSource(o.Remote); ok {
+			local = netip.AddrPortFrom(src, local.Port())
+		}
+	}
+	b, err := Bind(o.Network, local)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +309,17 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 		}()
 	}
 	return nil
+}
+
+// routeSource asks the OS which local address it would send to remote from.
+// Connecting a UDP socket sends nothing.
+func routeSource(remote netip.AddrPort) (netip.Addr, bool) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(remote))
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	defer c.Close()
+	return addrPortOf(c.LocalAddr()).Addr(), true
 }
 
 // Abandon releases a client connection that was never dialed.

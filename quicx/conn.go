@@ -307,18 +307,18 @@ func (c *Connection) Start(cfg *Configuration, family AddressFamily, serverName 
 		}
 	}
 	c.cfg, c.res = snap, res
+	if shut, _, code := c.reg.shutdownState(); shut {
+		// MsQuic accepts the start and shuts the connection down at once.
+		c.localShut, c.shutCode = true, code
+		c.mu.Unlock()
+		c.finish(&connEnd{byApp: true, code: code}, nil)
+		return nil
+	}
 	c.state = connStarting
 	ctx, cancel := context.WithCancel(context.Background())
 	c.dialCancel = cancel
 	remote, local := c.remoteSet, c.localSet
 	c.mu.Unlock()
-
-	if shut, flags, code := c.reg.shutdownState(); shut {
-		// MsQuic accepts the start and shuts the connection down at once.
-		cancel()
-		_ = c.Shutdown(flags, code)
-		return nil
-	}
 	go c.dial(ctx, family, serverName, port, remote, local)
 	return nil
 }

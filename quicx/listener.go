@@ -361,7 +361,7 @@ func (l *Listener) decide(ctx context.Context, ac *adapter.Conn, hello adapter.H
 // registration's listeners on that address.
 type serverBinding struct {
 	reg *Registration
-	key netip.AddrPort // the requested address; zero for a private binding
+	key netip.AddrPort // the bound address, its key in Registration.bindings
 	b   *adapter.Binding
 	ts  adapter.TransportSettings
 
@@ -376,8 +376,7 @@ func (r *Registration) attachListener(op string, l *Listener, alpns []string, ad
 	if r.closing {
 		return nil, newErr(op, ErrInvalidState, "registration is closing")
 	}
-	shared := addr.Port() != 0
-	if sb := r.bindings[addr]; shared && sb != nil {
+	if sb := r.bindings[addr]; addr.Port() != 0 && sb != nil {
 		sb.mu.Lock()
 		defer sb.mu.Unlock()
 		for _, other := range sb.listeners {
@@ -403,10 +402,10 @@ func (r *Registration) attachListener(op string, l *Listener, alpns []string, ad
 		b.Unref()
 		return nil, wrapErr(op, ErrInternalError, err, "listening")
 	}
-	if shared {
-		sb.key = addr
-		r.bindings[addr] = sb
-	}
+	// Found again by its actual address, so that a listener started on port 0
+	// can share its port with listeners started later on that port.
+	sb.key = b.LocalAddr()
+	r.bindings[sb.key] = sb
 	return sb, nil
 }
 

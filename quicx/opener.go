@@ -22,7 +22,7 @@ type opener struct {
 	uni bool
 
 	mu      sync.Mutex
-	queue   []*Stream // started, waiting for quic-go to open them, in ID order
+	queue   []openReq // started, waiting for quic-go to open them, in ID order
 	running bool
 
 	next atomic.Uint64 // streams of this direction that have an ID
@@ -49,16 +49,39 @@ func dirIndex(uni bool) int {
 
 var errLimit = errors.New("stream limit")
 
-// startStream gives s its ID and opens it in quic-go now if it can. It reports
-// the ID, whether the peer's limit already covers the stream, and errLimit
-// when failBlocked and the stream cannot be opened at once.
-func (c *Connection) startStream(s *Stream, failBlocked bool) (id uint64, accepted bool, err error) {
+// openReq is a started stream waiting to be opened in quic-go.
+type openReq struct {
+	s  *Stream
+	id uint64
+}
+
+// startStream starts the local stream s: it gives s its ID, opens it in
+// quic-go now if it can, and queues StartComplete, all while holding the
+// opener's lock, so that the opener goroutine cannot act on s before its
+// start is recorded. Lock order: opener, stream, connection.
+func (c *Connection) startStream(op string, s *Stream, flags StreamStartFlags) error {
 	o := &c.openers[dirIndex(s.uni)]
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return newErr(op, ErrInvalidState, "stream closed")
+	}
+	if !s.local || s.phase != streamOpened {
+		return newErr(op, ErrInvalidState, "stream already started")
+	}
 	c.mu.Lock()
-	connected, ac := c.state == connConnected, c.ac
+	connected, ac, closed, end := c.state == connConnected, c.ac, c.closed, c.end
 	c.mu.Unlock()
+	switch {
+	case closed:
+		return newErr(op, ErrInvalidState, "connection closed")
+	case end != nil && end.byApp:
+		return newErr(op, ErrInvalidState, "connection shut down")
+	case end != nil:
+		return newErr(op, ErrAborted, "connection closed by the peer or the transport")
+	}
 
 	if connected && len(o.queue) == 0 {
 		as, err := ac.OpenStream(s.uni)
@@ -68,26 +91,28 @@ func (c *Connection) startStream(s *Stream, failBlocked bool) (id uint64, accept
 			if want := streamID(idx, c.server, s.uni); as.ID() != want {
 				c.log.Error("quic-go assigned an unexpected stream ID", "got", as.ID(), "want", want)
 			}
-			c.registerStream(s, as.ID())
-			s.setTransport(as)
-			return as.ID(), true, nil
+			s.startedLocked(as.ID(), true, flags)
+			s.attachLocked(as)
+			return nil
 		case !errors.Is(err, adapter.ErrStreamLimit):
-			return 0, false, err
+			s.startFailedLocked(ErrAborted, flags)
+			return nil
 		}
 	}
-	if failBlocked {
+	if flags&StreamStartFailBlocked != 0 {
 		// Before the handshake the peer's limit is unknown: MsQuic counts it as 0.
-		return 0, false, errLimit
+		s.startFailedLocked(ErrStreamLimitReached, flags)
+		return nil
 	}
 	idx := o.next.Add(1) - 1
-	id = streamID(idx, c.server, s.uni)
-	c.registerStream(s, id)
-	o.queue = append(o.queue, s)
+	id := streamID(idx, c.server, s.uni)
+	s.startedLocked(id, false, flags)
+	o.queue = append(o.queue, openReq{s: s, id: id})
 	if connected && !o.running {
 		o.running = true
 		go c.runOpener(o, ac)
 	}
-	return id, false, nil
+	return nil
 }
 
 // registerStream makes s findable by ID for the recorder and counts it live.
@@ -128,11 +153,11 @@ func (c *Connection) runOpener(o *opener, ac *adapter.Conn) {
 			o.mu.Unlock()
 			return
 		}
-		s := o.queue[0]
+		req := o.queue[0]
 		o.mu.Unlock()
 		as, err := ac.OpenStreamSync(ctx, o.uni)
 		o.mu.Lock()
-		if len(o.queue) > 0 && o.queue[0] == s {
+		if len(o.queue) > 0 && o.queue[0] == req {
 			o.queue = o.queue[1:]
 		}
 		if err != nil {
@@ -141,11 +166,11 @@ func (c *Connection) runOpener(o *opener, ac *adapter.Conn) {
 			return // the connection ended; its streams are ended by finish
 		}
 		o.mu.Unlock()
-		if s.id != as.ID() {
-			c.log.Error("quic-go assigned an unexpected stream ID", "got", as.ID(), "want", s.id)
+		if req.id != as.ID() {
+			c.log.Error("quic-go assigned an unexpected stream ID", "got", as.ID(), "want", req.id)
 		}
-		s.setTransport(as)
-		s.peerAccepted()
+		req.s.setTransport(as)
+		req.s.peerAccepted()
 	}
 }
 

@@ -157,56 +157,28 @@ func (s *Stream) Start(flags StreamStartFlags) error {
 }
 
 func (s *Stream) start(op string, flags StreamStartFlags) error {
-	c := s.conn
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return newErr(op, ErrInvalidState, "stream closed")
-	}
-	if !s.local || s.phase != streamOpened {
-		s.mu.Unlock()
-		return newErr(op, ErrInvalidState, "stream already started")
-	}
-	s.mu.Unlock()
-	c.mu.Lock()
-	closed, end := c.closed, c.end
-	c.mu.Unlock()
-	if closed {
-		return newErr(op, ErrInvalidState, "connection closed")
-	}
-	if end != nil {
-		if end.byApp {
-			return newErr(op, ErrInvalidState, "connection shut down")
-		}
-		return newErr(op, ErrAborted, "connection closed by the peer or the transport")
-	}
+	return s.conn.startStream(op, s, flags)
+}
 
-	id, accepted, err := c.startStream(s, flags&StreamStartFailBlocked != 0)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
-		st := ErrAborted
-		if err == errLimit {
-			st = ErrStreamLimitReached
-		}
-		s.q.Push(&StartComplete{Status: st})
-		if flags&StreamStartShutdownOnFail != 0 {
-			// The stream ends right after its failed start.
-			s.phase = streamFinal
-			s.snd.cancelAllLocked()
-			s.q.PushFinal(&StreamShutdownComplete{AppCloseInProgress: s.closed})
-		}
-		return nil
-	}
+// startedLocked records a successful start with its ID and queues StartComplete.
+func (s *Stream) startedLocked(id uint64, accepted bool, flags StreamStartFlags) {
 	s.phase, s.id, s.hasID, s.startFlags = streamStarted, id, true, flags
+	s.conn.registerStream(s, id)
 	s.q.Push(&StartComplete{ID: id, PeerAccepted: accepted})
 	s.snd.startedLocked()
 	s.rcv.startedLocked()
 	s.maybeFinalLocked()
-	if s.as != nil && s.phase == streamStarted {
-		s.transportReadyLocked()
+}
+
+// startFailedLocked answers a failed start. The stream may be started again,
+// unless SHUTDOWN_ON_FAIL ends it.
+func (s *Stream) startFailedLocked(st Status, flags StreamStartFlags) {
+	s.q.Push(&StartComplete{Status: st})
+	if flags&StreamStartShutdownOnFail != 0 {
+		s.phase = streamFinal
+		s.snd.cancelAllLocked()
+		s.q.PushFinal(&StreamShutdownComplete{AppCloseInProgress: s.closed})
 	}
-	return nil
 }
 
 // setTransport attaches quic-go's stream once it is opened (at Start, or later
@@ -214,6 +186,10 @@ func (s *Stream) start(op string, flags StreamStartFlags) error {
 func (s *Stream) setTransport(as *adapter.Stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.attachLocked(as)
+}
+
+func (s *Stream) attachLocked(as *adapter.Stream) {
 	s.as = as
 	s.tracked = as.TracksAcks()
 	if s.snd.aborted {
@@ -222,9 +198,10 @@ func (s *Stream) setTransport(as *adapter.Stream) {
 	if s.rcv.aborted {
 		s.rcv.stopLocked()
 	}
-	if s.phase == streamStarted {
+	switch {
+	case s.phase == streamStarted:
 		s.transportReadyLocked()
-	} else if s.phase == streamFinal && !s.snd.resetSent {
+	case s.phase == streamFinal && !s.snd.resetSent:
 		// The stream ended while it waited for credit (the connection shut down,
 		// or it was closed): its ID is taken, so tell the peer it is gone.
 		as.CancelWrite(s.snd.abortCode)

@@ -29,6 +29,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"perf":   {"secnetperf's protocol: server, client scenarios, quicx against raw quic-go", runPerf},
 	"sample": {"MsQuic's quicsample; with no flags, an in-process demo printing every object's event timeline", runSample},
 }
 
