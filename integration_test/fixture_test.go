@@ -43,6 +43,17 @@ func withRegistration(c quicx.RegistrationConfig) fixtureOption {
 	return func(o *fixtureOptions) { o.reg = c }
 }
 
+// exact is the settings base for MsQuic-exact event sequences: subscribed to
+// every recorder-derived event.
+var exact = quicx.Settings{TransportEvents: quicx.TrackAll}
+
+// with returns exact with the stream counts set.
+func with(bidi, uni uint16) quicx.Settings {
+	s := exact
+	s.PeerBidiStreamCount, s.PeerUnidiStreamCount = bidi, uni
+	return s
+}
+
 // newFixture starts a listener for ALPN "test" with settings, accepting every
 // connection. Everything is closed and drained at cleanup.
 func newFixture(t *testing.T, settings quicx.Settings, opts ...fixtureOption) *fixture {

@@ -128,7 +128,7 @@ func TestShutdownArgumentErrors(t *testing.T) {
 // Close before shutdown aborts with code 0 and still delivers the final
 // events, with AppCloseInProgress, on the connection and its streams.
 func TestCloseBeforeShutdownDeliversFinalEvents(t *testing.T) {
-	f := newFixture(t, quicx.Settings{PeerBidiStreamCount: 4})
+	f := newFixture(t, with(4, 0))
 	c := f.dial()
 	expectNext[*quicx.StreamsAvailable](t, c.Events())
 	expectNext[*quicx.DatagramStateChanged](t, c.Events())
@@ -193,7 +193,7 @@ func TestCloseBeforeShutdownDeliversFinalEvents(t *testing.T) {
 // Closing a connection with a stream still open ends the stream first
 // (ConnectionShutdown set), then the connection.
 func TestConnectionCloseEndsStreamsFirst(t *testing.T) {
-	f := newFixture(t, quicx.Settings{PeerBidiStreamCount: 1})
+	f := newFixture(t, with(1, 0))
 	c := f.dial()
 	cs, err := c.OpenStream(quicx.StreamOpenNone)
 	must(t, err)

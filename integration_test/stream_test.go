@@ -18,7 +18,7 @@ func connectPair(t *testing.T, f *fixture) (client, server *quicx.Connection) {
 	t.Helper()
 	client = f.dial()
 	server = f.serverConn()
-	if f.settings.PeerBidiStreamCount > 0 || f.settings.PeerUnidiStreamCount > 0 {
+	if f.settings.TransportEvents&quicx.TrackStreamCredit != 0 && (f.settings.PeerBidiStreamCount > 0 || f.settings.PeerUnidiStreamCount > 0) {
 		sa := expectNext[*quicx.StreamsAvailable](t, client.Events())
 		if sa.BidirectionalCount != f.settings.PeerBidiStreamCount || sa.UnidirectionalCount != f.settings.PeerUnidiStreamCount {
 			t.Errorf("%v", sa)
@@ -43,7 +43,7 @@ func closePair(t *testing.T, client, server *quicx.Connection) {
 // Stream start → send with FIN → receive → shutdown complete, exactly, on a
 // unidirectional stream.
 func TestUniStreamEventSequence(t *testing.T) {
-	f := newFixture(t, quicx.Settings{PeerUnidiStreamCount: 1})
+	f := newFixture(t, with(0, 1))
 	client, server := connectPair(t, f)
 
 	s, err := client.OpenStream(quicx.StreamOpenUnidirectional)
@@ -95,7 +95,7 @@ func TestUniStreamEventSequence(t *testing.T) {
 // The same on a bidirectional stream: the server answers with its own FIN
 // once the client's send direction is complete, so both sequences are exact.
 func TestBidiStreamEventSequence(t *testing.T) {
-	f := newFixture(t, quicx.Settings{PeerBidiStreamCount: 1})
+	f := newFixture(t, with(1, 0))
 	client, server := connectPair(t, f)
 
 	s, err := client.OpenStream(quicx.StreamOpenNone)
@@ -131,7 +131,7 @@ func TestBidiStreamEventSequence(t *testing.T) {
 // A FIN sent after the data arrives as its own empty Receive, then
 // PeerSendShutdown.
 func TestFinAfterDataIsAnEmptyReceive(t *testing.T) {
-	f := newFixture(t, quicx.Settings{PeerUnidiStreamCount: 1})
+	f := newFixture(t, with(0, 1))
 	client, server := connectPair(t, f)
 	s, err := client.OpenStream(quicx.StreamOpenUnidirectional)
 	must(t, err)
@@ -158,9 +158,14 @@ func TestFinAfterDataIsAnEmptyReceive(t *testing.T) {
 // 10 MiB echoed on one bidirectional stream, byte-exact, with the smallest
 // event channels and handlers that call back into their own object.
 func TestEcho10MiB(t *testing.T) {
-	for _, buf := range []int{-1, 1, 0} {
-		t.Run(fmt.Sprintf("EventBuffer=%d", buf), func(t *testing.T) {
-			f := newFixture(t, quicx.Settings{PeerBidiStreamCount: 1}, withRegistration(quicx.RegistrationConfig{EventBuffer: buf}))
+	cases := []struct {
+		buf    int
+		events quicx.TransportEvents
+	}{{-1, quicx.TrackAll}, {1, quicx.TrackAll}, {0, quicx.TrackAll}, {-1, 0}, {0, 0}}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("EventBuffer=%d/TransportEvents=%s", tc.buf, tc.events), func(t *testing.T) {
+			settings := quicx.Settings{PeerBidiStreamCount: 1, TransportEvents: tc.events}
+			f := newFixture(t, settings, withRegistration(quicx.RegistrationConfig{EventBuffer: tc.buf}))
 			client, server := connectPair(t, f)
 			payload := make([]byte, 10<<20)
 			_, _ = rand.Read(payload)

@@ -123,16 +123,12 @@ type Settings struct {
 	// PacingEnabled: quic-go always paces; Off is refused with ErrNotSupported.
 	PacingEnabled Toggle
 
-	// TransportEvents is quicx's own switch (it has no MsQuic name) for the
-	// in-process qlog recorder that makes these events exact: graceful
-	// SendShutdownComplete after the peer acknowledged the FIN, SendComplete
-	// after acknowledgement with SendBufferingEnabled Off, StreamsAvailable,
-	// PeerNeedsStreams, DatagramSendStateChanged, PeerAddressChanged and
-	// CancelOnLoss. The recorder costs throughput. Default On. With Off those
-	// events are not raised and graceful SendShutdownComplete means "FIN handed to
-	// the transport"; SendBufferingEnabled Off and cancel-on-loss sends are then
-	// refused. docs/perf.md measures both.
-	TransportEvents Toggle
+	// TransportEvents subscribes to the events quicx derives from quic-go's
+	// in-process qlog recorder (quicx's own setting; MsQuic raises them always).
+	// The default is none: with any subscription quic-go builds a qlog event for
+	// every packet, which costs about a sixth of its throughput (docs/perf.md).
+	// SendBufferingEnabled Off subscribes to TrackAcks by itself.
+	TransportEvents TransportEvents
 
 	// Refused unless zero: quic-go fixes these.
 
@@ -168,6 +164,52 @@ type Settings struct {
 	StreamRecvWindowUnidiDefault      uint32
 }
 
+// TransportEvents is a set of recorder-derived events a connection subscribes
+// to (Settings.TransportEvents).
+type TransportEvents uint32
+
+// Transport event subscriptions.
+const (
+	// TrackAcks: graceful SendShutdownComplete once the peer acknowledged the FIN
+	// and all data (without it: once the FIN is handed to quic-go), and
+	// SendComplete after acknowledgement with SendBufferingEnabled Off.
+	TrackAcks TransportEvents = 1 << iota
+	// TrackStreamCredit: StreamsAvailable (from the peer's MAX_STREAMS) and
+	// PeerNeedsStreams (from its STREAMS_BLOCKED).
+	TrackStreamCredit
+	// TrackDatagrams: each sent datagram's DatagramSendStateChanged up to
+	// acknowledgement or loss.
+	TrackDatagrams
+	// TrackPeerAddress: PeerAddressChanged when the peer migrates.
+	TrackPeerAddress
+	// TrackLoss: losses of stream data, needed by SendCancelOnLoss.
+	TrackLoss
+	// TrackZeroRTT: which received bytes arrived in 0-RTT packets.
+	TrackZeroRTT
+
+	// TrackAll subscribes to everything: MsQuic's full event set.
+	TrackAll = TrackAcks | TrackStreamCredit | TrackDatagrams | TrackPeerAddress | TrackLoss | TrackZeroRTT
+)
+
+var transportEventNames = []string{"ACKS", "STREAM_CREDIT", "DATAGRAMS", "PEER_ADDRESS", "LOSS", "ZERO_RTT"}
+
+func (t TransportEvents) String() string { return flagNames(uint32(t), "NONE", transportEventNames) }
+
+// adapterTrack maps subscriptions onto the adapter's recorder features.
+func (t TransportEvents) adapterTrack() adapter.Track {
+	var a adapter.Track
+	for _, m := range []struct {
+		q TransportEvents
+		a adapter.Track
+	}{{TrackAcks, adapter.TrackAcks}, {TrackStreamCredit, adapter.TrackStreamCredit}, {TrackDatagrams, adapter.TrackDatagrams},
+		{TrackPeerAddress, adapter.TrackPaths}, {TrackLoss, adapter.TrackLoss}, {TrackZeroRTT, adapter.TrackZeroRTT}} {
+		if t&m.q != 0 {
+			a |= m.a
+		}
+	}
+	return a
+}
+
 // resolved is a validated Settings: the transport part for quic-go and the
 // rest, which quicx itself implements.
 type resolved struct {
@@ -175,7 +217,7 @@ type resolved struct {
 	sendBuffering bool
 	multiReceive  bool
 	resumption    ServerResumptionLevel
-	recorder      bool
+	events        TransportEvents // the recorder subscriptions in effect
 }
 
 // resolve validates s as MsQuic does and translates it. op names the calling API
@@ -267,7 +309,7 @@ func (s *Settings) resolve(op string) (resolved, error) {
 	for _, t := range []struct {
 		name string
 		v    Toggle
-	}{{"SendBufferingEnabled", s.SendBufferingEnabled}, {"EcnEnabled", s.EcnEnabled}, {"MigrationEnabled", s.MigrationEnabled}, {"PacingEnabled", s.PacingEnabled}, {"TransportEvents", s.TransportEvents}} {
+	}{{"SendBufferingEnabled", s.SendBufferingEnabled}, {"EcnEnabled", s.EcnEnabled}, {"MigrationEnabled", s.MigrationEnabled}, {"PacingEnabled", s.PacingEnabled}} {
 		if t.v > Off {
 			return r, bad(t.name, "unknown Toggle value")
 		}
@@ -328,14 +370,16 @@ func (s *Settings) resolve(op string) (resolved, error) {
 		}
 	}
 
-	r.recorder = s.TransportEvents.enabled(true)
-	if r.recorder {
-		ts.Track = adapter.TrackAll
+	if s.TransportEvents&^TrackAll != 0 {
+		return r, bad("TransportEvents", "unknown bits")
 	}
 	r.sendBuffering = s.SendBufferingEnabled.enabled(true)
-	if !r.sendBuffering && !r.recorder {
-		return r, newErr(op, ErrNotSupported, "Settings.SendBufferingEnabled Off needs TransportEvents: completion after acknowledgement is observed by the recorder")
+	r.events = s.TransportEvents
+	if !r.sendBuffering {
+		// Completion after acknowledgement is what non-buffered mode means.
+		r.events |= TrackAcks
 	}
+	ts.Track = r.events.adapterTrack()
 	r.multiReceive = s.StreamMultiReceiveEnabled
 	r.resumption = s.ServerResumptionLevel
 	r.transport = ts

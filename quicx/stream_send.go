@@ -79,7 +79,7 @@ func (s *Stream) Send(bufs [][]byte, flags SendFlags, ctx any) error {
 	}
 	c := s.conn
 	c.mu.Lock()
-	end, recorder := c.end, c.res.recorder
+	end, lossTracked := c.end, c.res.events&TrackLoss != 0
 	c.mu.Unlock()
 
 	s.mu.Lock()
@@ -99,9 +99,9 @@ func (s *Stream) Send(bufs [][]byte, flags SendFlags, ctx any) error {
 	case s.snd.fin || s.snd.aborted || s.phase == streamFinal:
 		s.mu.Unlock()
 		return newErr(op, ErrInvalidState, "send direction already shut down")
-	case flags&SendCancelOnLoss != 0 && !recorder:
+	case flags&SendCancelOnLoss != 0 && !lossTracked:
 		s.mu.Unlock()
-		return newErr(op, ErrNotSupported, "CANCEL_ON_LOSS needs Settings.TransportEvents to see losses")
+		return newErr(op, ErrNotSupported, "CANCEL_ON_LOSS needs Settings.TransportEvents to include TrackLoss")
 	}
 	if flags&SendCancelOnLoss != 0 {
 		s.cancelOnLoss = true

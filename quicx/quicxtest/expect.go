@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"quicx.dev/quicx"
 )
 
 // DefaultTimeout is how long a Watcher waits for an event before giving up,
@@ -206,7 +208,10 @@ type Watcher[E fmt.Stringer] struct {
 	start time.Time
 	etype reflect.Type
 
+	auto bool // complete Receives
+
 	mu      sync.Mutex
+	data    []byte // what auto-completed Receives carried
 	log     []observed[E]
 	cursor  int // index of the next event not yet consumed by an expectation
 	closed  bool
@@ -223,15 +228,33 @@ type observed[E any] struct {
 	text string
 }
 
-// NewWatcher starts watching ch. Its timeline's times are measured from now.
-func NewWatcher[E fmt.Stringer](ch <-chan E) *Watcher[E] {
-	return newWatcherSince(ch, time.Now())
+// WatchOption changes what a Watcher does with the events it observes.
+type WatchOption func(*watchOptions)
+
+type watchOptions struct {
+	completeReceives bool
+	start            time.Time
 }
 
-// newWatcherSince starts watching ch with times measured from start.
-func newWatcherSince[E fmt.Stringer](ch <-chan E, start time.Time) *Watcher[E] {
+// CompleteReceives makes the watcher complete every Receive in full as soon
+// as it arrives, keeping the bytes (see Watcher.Received): for a stream whose
+// data a test wants but whose flow control it does not drive itself.
+func CompleteReceives() WatchOption { return func(o *watchOptions) { o.completeReceives = true } }
+
+// Since measures the watcher's timeline from t instead of from its creation,
+// to line up the timelines of several watchers.
+func Since(t time.Time) WatchOption { return func(o *watchOptions) { o.start = t } }
+
+// NewWatcher starts watching ch. Its timeline's times are measured from now
+// unless the Since option says otherwise.
+func NewWatcher[E fmt.Stringer](ch <-chan E, opts ...WatchOption) *Watcher[E] {
+	o := watchOptions{start: time.Now()}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	w := &Watcher[E]{
-		start:   start,
+		start:   o.start,
+		auto:    o.completeReceives,
 		etype:   reflect.TypeFor[E](),
 		notify:  make(chan struct{}),
 		done:    make(chan struct{}),
@@ -244,11 +267,22 @@ func newWatcherSince[E fmt.Stringer](ch <-chan E, start time.Time) *Watcher[E] {
 func (w *Watcher[E]) run(ch <-chan E) {
 	for ev := range ch {
 		at := time.Since(w.start)
+		text := ev.String()
+		r, complete := any(ev).(*quicx.Receive)
+		complete = complete && w.auto
 		w.mu.Lock()
-		w.log = append(w.log, observed[E]{at: at, ev: ev, text: ev.String()})
+		if complete {
+			for _, b := range r.Buffers {
+				w.data = append(w.data, b...)
+			}
+		}
+		w.log = append(w.log, observed[E]{at: at, ev: ev, text: text})
 		close(w.notify)
 		w.notify = make(chan struct{})
 		w.mu.Unlock()
+		if complete {
+			r.Complete(r.TotalLength())
+		}
 	}
 	w.mu.Lock()
 	w.closed = true
@@ -256,6 +290,14 @@ func (w *Watcher[E]) run(ch <-chan E) {
 	w.notify = make(chan struct{})
 	w.mu.Unlock()
 	close(w.done)
+}
+
+// Received returns the bytes of the Receive events the watcher completed
+// itself (with the CompleteReceives option), in order.
+func (w *Watcher[E]) Received() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]byte(nil), w.data...)
 }
 
 // SetTimeout sets how long Next and the Expect methods wait for an event

@@ -266,7 +266,7 @@ func (n *Network) linkLocked(from, to *Host) *link {
 	k := [2]*Host{from, to}
 	l := n.links[k]
 	if l == nil {
-		l = &link{net: n, from: from, to: to, cfg: n.def, flows: map[[2]netip.AddrPort]*rand.Rand{}, wake: make(chan struct{}, 1)}
+		l = &link{net: n, from: from, to: to, cfg: n.def, flows: map[[2]netip.AddrPort]*flowState{}, wake: make(chan struct{}, 1)}
 		if from == to {
 			l.cfg = Link{}
 		}
@@ -568,7 +568,7 @@ type link struct {
 	from, to *Host
 	cfg      Link
 	stats    LinkStats
-	flows    map[[2]netip.AddrPort]*rand.Rand
+	flows    map[[2]netip.AddrPort]*flowState
 	busy     time.Time // when the link has finished sending what is queued
 	q        flightHeap
 	seq      uint64
@@ -622,8 +622,8 @@ func (n *Network) send(s *socket, p simnet.Packet) {
 
 	// Every packet draws the same three values, whatever the settings, so that
 	// one setting does not shift the decisions of another.
-	rng := l.flow(src, dst)
-	lossDraw, reorderDraw, dupDraw := rng.Float64(), rng.Float64(), rng.Float64()
+	now := time.Now()
+	lossDraw, reorderDraw, dupDraw := l.draws(src, dst, now)
 
 	wire := size + 28
 	if dst.Addr().Is6() {
@@ -633,7 +633,6 @@ func (n *Network) send(s *socket, p simnet.Packet) {
 		l.stats.TooBig++
 		return
 	}
-	now := time.Now()
 	sent := now
 	if cfg.Bandwidth > 0 {
 		start := l.busy
@@ -706,17 +705,33 @@ func (n *Network) routeLocked(s *socket, dst netip.Addr) (netip.AddrPort, *Host,
 	return netip.AddrPortFrom(srcIP, port), to, true
 }
 
-// flow returns the random source of the flow src→dst.
-func (l *link) flow(src, dst netip.AddrPort) *rand.Rand {
+// draws returns the three random values of a packet of the flow src→dst
+// sent now. They depend only on the seed, the flow, the send time and the
+// packet's rank among the flow's packets sent at that instant, so that one
+// packet more or less at one instant (quic-go's packing varies with goroutine
+// scheduling) does not shift the decisions of every later packet.
+func (l *link) draws(src, dst netip.AddrPort, now time.Time) (float64, float64, float64) {
 	k := [2]netip.AddrPort{src, dst}
-	r := l.flows[k]
-	if r == nil {
+	f := l.flows[k]
+	if f == nil {
 		h := fnv.New64a()
 		fmt.Fprintf(h, "%s>%s", src, dst)
-		r = rand.New(rand.NewPCG(l.net.seed, h.Sum64()))
-		l.flows[k] = r
+		f = &flowState{id: h.Sum64()}
+		l.flows[k] = f
 	}
-	return r
+	if !now.Equal(f.last) {
+		f.last, f.rank = now, 0
+	}
+	f.rank++
+	r := rand.New(rand.NewPCG(l.net.seed^f.id, uint64(now.UnixNano())*0x9E3779B97F4A7C15+f.rank))
+	return r.Float64(), r.Float64(), r.Float64()
+}
+
+// flowState is what the network remembers of a flow.
+type flowState struct {
+	id   uint64    // a hash of the addresses
+	last time.Time // the instant of the flow's last packet
+	rank uint64    // packets of the flow sent at that instant
 }
 
 // push queues f and makes sure the link's goroutine runs.

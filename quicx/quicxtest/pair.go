@@ -165,7 +165,7 @@ func OpenPair(cfg PairConfig) (_ *Pair, err error) {
 	if err = p.Listener.SetSettings(&serverSettings); err != nil {
 		return nil, err
 	}
-	p.ListenerEvents = newWatcherSince(p.Listener.Events(), p.start)
+	p.ListenerEvents = NewWatcher(p.Listener.Events(), Since(p.start))
 	if err = p.Listener.Start([]string{alpn}, netip.AddrPortFrom(netip.Addr{}, port)); err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func (p *Pair) Connect() (client, server Endpoint, err error) {
 	if err != nil {
 		return client, server, err
 	}
-	client = Endpoint{Conn: c, Events: newWatcherSince(c.Events(), p.start)}
+	client = Endpoint{Conn: c, Events: NewWatcher(c.Events(), Since(p.start))}
 	p.track(client)
 	if err := c.Start(p.ClientConfig, quicx.AddressFamilyUnspec, p.ServerHost.Name(), p.Addr.Port()); err != nil {
 		return client, server, err
@@ -224,7 +224,7 @@ func (p *Pair) Connect() (client, server Endpoint, err error) {
 	if err != nil {
 		return client, server, err
 	}
-	server = Endpoint{Conn: nc.Connection, Events: newWatcherSince(nc.Connection.Events(), p.start)}
+	server = Endpoint{Conn: nc.Connection, Events: NewWatcher(nc.Connection.Events(), Since(p.start))}
 	if err := nc.Accept(p.ServerConfig); err != nil {
 		nc.Reject(err)
 		return client, server, err
@@ -258,6 +258,10 @@ func (p *Pair) awaitNewConnection(client Endpoint) (*quicx.NewConnection, error)
 		}
 	}
 }
+
+// Origin is the time the pair was opened: the timelines of its watchers
+// count from it. Pass Since(p.Origin()) to NewWatcher to line others up.
+func (p *Pair) Origin() time.Time { return p.start }
 
 func (p *Pair) track(e Endpoint) {
 	p.mu.Lock()
