@@ -29,6 +29,9 @@ type RecorderHandler interface {
 	// PeerAddressChanged reports that quic-go moved the connection to a new
 	// remote address.
 	PeerAddressChanged(addr netip.AddrPort)
+	// PathMTUChanged reports a new path MTU: the largest datagram may have
+	// changed.
+	PathMTUChanged()
 }
 
 // recorder is quicx's in-process qlog sink for one connection. quic-go builds
@@ -44,6 +47,8 @@ type recorder struct {
 	sent    []sentPacket
 	streams map[uint64]*ackState
 	touched []uint64 // scratch for ack
+
+	dg dgTracker
 }
 
 type sentPacket struct {
@@ -127,11 +132,33 @@ func (r *recorder) RecordEvent(ev qlogwriter.Event) {
 		if r.track&(TrackAcks|TrackLoss) != 0 {
 			r.packetSent(&e)
 		}
+		if r.track&TrackDatagrams != 0 {
+			if t := e.Header.PacketType; t == qlog.PacketType1RTT || t == qlog.PacketType0RTT {
+				r.dg.sent(int64(e.Header.PacketNumber), e.Frames)
+			}
+		}
 	case qlog.PacketReceived:
 		r.packetReceived(&e)
 	case qlog.PacketLost:
 		if r.track&(TrackAcks|TrackLoss) != 0 {
 			r.packetLost(int64(e.Header.PacketNumber))
+		}
+		if r.track&TrackDatagrams != 0 {
+			r.dg.lost(int64(e.Header.PacketNumber))
+		}
+	case qlog.DatagramDropped:
+		if e.Direction == qlog.DirectionSending && r.track&TrackDatagrams != 0 {
+			r.dg.dropped()
+		}
+	case qlog.MetricsUpdated:
+		if r.track&TrackDatagrams != 0 {
+			r.dg.metrics(&e)
+		}
+	case qlog.MTUUpdated:
+		if r.track&TrackDatagrams != 0 {
+			if h := r.handler(); h != nil {
+				h.PathMTUChanged()
+			}
 		}
 	case qlog.ParametersSet:
 		if e.Initiator == qlog.InitiatorRemote && r.track&TrackStreamCredit != 0 {
@@ -233,8 +260,13 @@ func (r *recorder) packetReceived(e *qlog.PacketReceived) {
 	for _, f := range e.Frames {
 		switch fr := f.Frame.(type) {
 		case *qlog.AckFrame:
-			if e.Header.PacketType == qlog.PacketType1RTT && r.track&TrackAcks != 0 {
-				r.ack(fr)
+			if e.Header.PacketType == qlog.PacketType1RTT {
+				if r.track&TrackAcks != 0 {
+					r.ack(fr)
+				}
+				if r.track&TrackDatagrams != 0 {
+					r.dg.acked(fr)
+				}
 			}
 		case *qlog.MaxStreamsFrame:
 			if r.track&TrackStreamCredit != 0 {

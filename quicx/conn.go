@@ -56,6 +56,7 @@ type Connection struct {
 	openers     [2]opener // local stream opening, per direction: 0 bidi, 1 uni
 	peerLimit   [2]uint64 // the peer's MAX_STREAMS, per direction
 	knownLimits bool
+	dg          datagrams
 }
 
 // connEnd is how the connection ended, as its streams report it.
@@ -128,6 +129,7 @@ func (c *Connection) acceptedBy(snap configSnapshot) *tls.Config {
 	c.mu.Unlock()
 	_ = c.reg.addChild(c, "NewConnection.Accept")
 	c.ac.SetRecorderHandler(c)
+	c.ac.SetDatagramHandler(c.datagramState)
 	c.ac.OnClose(c.transportEnded)
 	return c.serverTLS(snap)
 }
@@ -160,14 +162,16 @@ func (c *Connection) established() {
 	c.state = connConnected
 	c.handshake = true
 	pendingShut := c.localShut
+	maxLen := 0
+	if st.DatagramsRemote {
+		maxLen = c.ac.MaxDatagramSize()
+	}
 	if !c.server {
-		maxLen := 0
-		if st.DatagramsRemote {
-			maxLen = c.ac.MaxDatagramSize()
-		}
+		// MsQuic raises the initial DATAGRAM_STATE_CHANGED on the client only.
 		c.q.Push(&DatagramStateChanged{SendEnabled: st.DatagramsRemote, MaxSendLength: uint16(maxLen)})
 	}
 	c.q.Push(&Connected{SessionResumed: st.TLS.DidResume, NegotiatedALPN: st.TLS.NegotiatedProtocol})
+	c.datagramsUpLocked(st.DatagramsRemote, maxLen)
 	res := c.res
 	c.mu.Unlock()
 	c.log.Debug("connected", "alpn", st.TLS.NegotiatedProtocol, "resumed", st.TLS.DidResume)
@@ -181,6 +185,9 @@ func (c *Connection) established() {
 		return
 	}
 	ctx := c.ac.Context()
+	if res.transport.Datagrams {
+		go c.receiveDatagrams(ctx, c.ac)
+	}
 	if res.transport.PeerBidiStreams > 0 {
 		go c.acceptLoop(ctx, false)
 	}
@@ -351,6 +358,7 @@ func (c *Connection) dial(ctx context.Context, family AddressFamily, serverName 
 	c.mu.Unlock()
 	ac.SetOwner(c)
 	ac.SetRecorderHandler(c)
+	ac.SetDatagramHandler(c.datagramState)
 	ac.OnClose(c.transportEnded)
 	if err := ac.Dial(ctx, opts); err != nil {
 		return // transportEnded has run
@@ -512,11 +520,19 @@ func (c *Connection) finish(end *connEnd, initiated ConnectionEvent) {
 	for s := range c.live {
 		streams = append(streams, s)
 	}
+	ac := c.ac
 	c.mu.Unlock()
 	c.clearOpeners()
 	for _, s := range streams {
 		s.connectionEnded(end)
 	}
+	// Every datagram gets its final state before the connection's final event.
+	if ac != nil {
+		ac.FinishDatagrams()
+	}
+	c.mu.Lock()
+	c.cancelDatagramsLocked()
+	c.mu.Unlock()
 	c.maybeFinal()
 }
 

@@ -22,6 +22,8 @@ import (
 	"quicx.dev/quicx"
 )
 
+var DebugLog func(string)
+
 // Link is one direction of the path between two hosts. The zero Link is a
 // perfect wire: no delay, unlimited bandwidth, no loss, MTU 1500.
 //
@@ -132,6 +134,13 @@ type Network struct {
 	names  map[string][]netip.Addr
 	links  map[[2]*Host]*link
 	unrout uint64 // packets to addresses no host owns
+
+	// Packets in flight, delivered by one goroutine in order of arrival.
+	q       flightHeap
+	at      map[time.Time]bool // the arrival instants taken
+	seq     uint64
+	running bool
+	wake    chan struct{}
 }
 
 // NewNetwork returns an empty network. It fails only for an invalid default
@@ -148,6 +157,8 @@ func NewNetwork(cfg NetworkConfig) (*Network, error) {
 		byAddr: map[netip.Addr]*Host{},
 		names:  map[string][]netip.Addr{},
 		links:  map[[2]*Host]*link{},
+		at:     map[time.Time]bool{},
+		wake:   make(chan struct{}, 1),
 	}, nil
 }
 
@@ -266,7 +277,7 @@ func (n *Network) linkLocked(from, to *Host) *link {
 	k := [2]*Host{from, to}
 	l := n.links[k]
 	if l == nil {
-		l = &link{net: n, from: from, to: to, cfg: n.def, flows: map[[2]netip.AddrPort]*flowState{}, wake: make(chan struct{}, 1)}
+		l = &link{net: n, from: from, to: to, cfg: n.def, flows: map[[2]netip.AddrPort]*flowState{}}
 		if from == to {
 			l.cfg = Link{}
 		}
@@ -296,9 +307,7 @@ func (n *Network) Close() error {
 		}
 		h.ports, h.public = map[uint16][]*socket{}, map[uint16][]*socket{}
 	}
-	for _, l := range n.links {
-		l.q = nil
-	}
+	n.q, n.at = nil, nil
 	n.mu.Unlock()
 	for _, c := range conns {
 		_ = c.Close()
@@ -570,14 +579,11 @@ type link struct {
 	stats    LinkStats
 	flows    map[[2]netip.AddrPort]*flowState
 	busy     time.Time // when the link has finished sending what is queued
-	q        flightHeap
-	seq      uint64
-	running  bool
-	wake     chan struct{}
 }
 
 // flight is a packet on its way.
 type flight struct {
+	link     *link
 	at       time.Time
 	seq      uint64
 	src, dst netip.AddrPort
@@ -624,6 +630,9 @@ func (n *Network) send(s *socket, p simnet.Packet) {
 	// one setting does not shift the decisions of another.
 	now := time.Now()
 	lossDraw, reorderDraw, dupDraw := l.draws(src, dst, now)
+	if DebugLog != nil {
+		DebugLog(fmt.Sprintf("%v %s>%s size=%d loss=%v", now.Sub(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)), src, dst, size, lossDraw < cfg.Loss))
+	}
 
 	wire := size + 28
 	if dst.Addr().Is6() {
@@ -659,10 +668,10 @@ func (n *Network) send(s *socket, p simnet.Packet) {
 		at = at.Add(cfg.reorderDelay())
 	}
 	external := s.host != to
-	l.push(&flight{at: at, src: src, dst: dst, external: external, data: p.Data})
+	n.pushLocked(&flight{link: l, at: at, src: src, dst: dst, external: external, data: p.Data})
 	if dupDraw < cfg.Duplicate {
 		l.stats.Duplicated++
-		l.push(&flight{at: at, src: src, dst: dst, external: external, data: append([]byte(nil), p.Data...)})
+		n.pushLocked(&flight{link: l, at: at, src: src, dst: dst, external: external, data: append([]byte(nil), p.Data...)})
 	}
 }
 
@@ -734,51 +743,60 @@ type flowState struct {
 	rank uint64    // packets of the flow sent at that instant
 }
 
-// push queues f and makes sure the link's goroutine runs.
-func (l *link) push(f *flight) {
-	l.seq++
-	f.seq = l.seq
-	heap.Push(&l.q, f)
-	if !l.running {
-		l.running = true
-		l.net.wg.Add(1)
-		go l.run()
+// pushLocked queues f and makes sure the delivery goroutine runs.
+//
+// No two packets arrive at the same instant anywhere on the network: a packet
+// due at an instant already taken comes 1 ns later. Inside a
+// testing/synctest bubble everything a packet sets off then happens before the
+// next packet arrives, whatever the goroutine scheduling, which is what makes
+// runs repeatable.
+func (n *Network) pushLocked(f *flight) {
+	for n.at[f.at] {
+		f.at = f.at.Add(time.Nanosecond)
+	}
+	n.at[f.at] = true
+	n.seq++
+	f.seq = n.seq
+	heap.Push(&n.q, f)
+	if !n.running {
+		n.running = true
+		n.wg.Go(n.deliver)
 		return
 	}
 	select {
-	case l.wake <- struct{}{}:
+	case n.wake <- struct{}{}:
 	default:
 	}
 }
 
-// run delivers the link's packets in order of arrival time. It exits when
+// deliver hands packets to their sockets in order of arrival. It exits when
 // nothing is in flight.
-func (l *link) run() {
-	n := l.net
-	defer n.wg.Done()
+func (n *Network) deliver() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
 		n.mu.Lock()
-		if n.closed || len(l.q) == 0 {
-			l.running = false
+		if n.closed || len(n.q) == 0 {
+			n.running = false
 			n.mu.Unlock()
 			return
 		}
-		f := l.q[0]
+		f := n.q[0]
 		if wait := time.Until(f.at); wait > 0 {
 			n.mu.Unlock()
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
-			case <-l.wake:
+			case <-n.wake:
 				timer.Stop()
 			case <-n.done:
 			}
 			continue
 		}
-		heap.Pop(&l.q)
+		heap.Pop(&n.q)
+		delete(n.at, f.at)
+		l := f.link
 		s := l.to.socketForLocked(f.dst, f.external)
 		if s == nil {
 			l.stats.Unreachable++
