@@ -1,7 +1,9 @@
 package quicx
 
 import (
+	"crypto/rand"
 	"crypto/tls"
+	"io"
 	"slices"
 	"sync"
 )
@@ -104,6 +106,14 @@ func (c *Configuration) LoadCredential(cred *Credential) error {
 	lc.tls.NextProtos = slices.Clone(c.alpns)
 	if !lc.client {
 		lc.tls.SessionTicketsDisabled = c.res.resumption == ServerNoResume
+		// One key for every connection of this configuration: each connection
+		// gets its own copy of the TLS configuration, and keys generated lazily
+		// would differ per copy, so no ticket would ever be accepted.
+		var key [32]byte
+		if _, err := rand.Read(key[:]); err != nil {
+			return wrapErr(op, ErrInternalError, err, "ticket key")
+		}
+		lc.tls.SetSessionTicketKeys([][32]byte{key})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -114,6 +124,46 @@ func (c *Configuration) LoadCredential(cred *Credential) error {
 		return newErr(op, ErrInvalidState, "credential already loaded")
 	}
 	c.cred = lc
+	return nil
+}
+
+// SetTicketKeys is QUIC_PARAM_CONFIGURATION_TICKET_KEYS: the keys that encrypt
+// and decrypt session tickets (1 to 16, the first encrypts), so that several
+// servers can resume each other's sessions. Server configurations only, after
+// LoadCredential. By default each configuration has a random key.
+func (c *Configuration) SetTicketKeys(keys [][32]byte) error {
+	const op = "Configuration.SetTicketKeys"
+	if len(keys) == 0 || len(keys) > 16 {
+		return newErr(op, ErrInvalidParameter, "1 to 16 keys")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return newErr(op, ErrInvalidState, "configuration closed")
+	case c.cred == nil:
+		return newErr(op, ErrInvalidState, "load a credential first")
+	case c.cred.client:
+		return newErr(op, ErrInvalidParameter, "a client configuration issues no tickets")
+	}
+	c.cred.tls.SetSessionTicketKeys(keys)
+	return nil
+}
+
+// SetKeyLogWriter is QUIC_PARAM_CONN_TLS_SECRETS for every connection using the
+// configuration: TLS secrets are written to w in the NSS key log format
+// (SSLKEYLOGFILE), which Wireshark reads. After LoadCredential; nil stops it.
+func (c *Configuration) SetKeyLogWriter(w io.Writer) error {
+	const op = "Configuration.SetKeyLogWriter"
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return newErr(op, ErrInvalidState, "configuration closed")
+	case c.cred == nil:
+		return newErr(op, ErrInvalidState, "load a credential first")
+	}
+	c.cred.tls.KeyLogWriter = w
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"quicx.dev/adapter"
@@ -57,6 +58,12 @@ type Connection struct {
 	peerLimit   [2]uint64 // the peer's MAX_STREAMS, per direction
 	knownLimits bool
 	dg          datagrams
+
+	ticket       []byte   // client: SetResumptionTicket
+	ticketsEarly [][]byte // client: tickets received before Connected
+	ticketData   []byte   // server: app data for the ticket
+	ticketIssued bool     // server: quic-go issued its one ticket
+	resumedState []byte   // server: app data of the ticket resumed with
 }
 
 // connEnd is how the connection ended, as its streams report it.
@@ -148,7 +155,23 @@ func (c *Connection) rejected() {
 }
 
 func (c *Connection) serverTLS(snap configSnapshot) *tls.Config {
-	return snap.tlsConfig()
+	conf := snap.tlsConfig()
+	if snap.res.resumption == ServerNoResume {
+		return conf
+	}
+	return adapter.ServerTLS(conf, adapter.ServerSessionHooks{
+		TicketAppData: func() []byte {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.ticketIssued = true
+			return c.ticketData
+		},
+		Resumed: func(data []byte) {
+			c.mu.Lock()
+			c.resumedState = data
+			c.mu.Unlock()
+		},
+	})
 }
 
 // established runs when the handshake completes (server or client).
@@ -170,7 +193,15 @@ func (c *Connection) established() {
 		// MsQuic raises the initial DATAGRAM_STATE_CHANGED on the client only.
 		c.q.Push(&DatagramStateChanged{SendEnabled: st.DatagramsRemote, MaxSendLength: uint16(maxLen)})
 	}
+	if c.server && st.TLS.DidResume {
+		// MsQuic: RESUMED comes before CONNECTED.
+		c.q.Push(&Resumed{ResumptionState: c.resumedState})
+	}
 	c.q.Push(&Connected{SessionResumed: st.TLS.DidResume, NegotiatedALPN: st.TLS.NegotiatedProtocol})
+	for _, t := range c.ticketsEarly {
+		c.q.Push(&ResumptionTicketReceived{ResumptionTicket: t})
+	}
+	c.ticketsEarly = nil
 	c.datagramsUpLocked(st.DatagramsRemote, maxLen)
 	res := c.res
 	c.mu.Unlock()
@@ -342,6 +373,15 @@ func (c *Connection) dial(ctx context.Context, family AddressFamily, serverName 
 	res, snap := c.res, c.cfg
 	c.mu.Unlock()
 	tlsConf := snap.tlsConfig()
+	c.mu.Lock()
+	ticket := c.ticket
+	c.mu.Unlock()
+	cache, err := adapter.NewTicketCache(ticket, c.ticketReceived)
+	if err != nil {
+		c.endBeforeTransport(wrapErr("Connection.Start", ErrInvalidParameter, err, "resumption ticket"))
+		return
+	}
+	tlsConf.ClientSessionCache = cache
 	if serverName != "" {
 		tlsConf.ServerName = serverName
 	} else {
@@ -673,6 +713,85 @@ func (c *Connection) shutdownByRegistration(flags ConnectionShutdownFlags, code 
 		flags = ShutdownNone
 	}
 	_ = c.shutdown("Registration.Shutdown", flags, code, false)
+}
+
+// ---- resumption ----
+
+// SendResumptionFlags is QUIC_SEND_RESUMPTION_FLAGS.
+type SendResumptionFlags uint32
+
+// Send resumption flags.
+const (
+	SendResumptionNone  SendResumptionFlags = 0 // QUIC_SEND_RESUMPTION_FLAG_NONE
+	SendResumptionFinal SendResumptionFlags = 1 // QUIC_SEND_RESUMPTION_FLAG_FINAL: no more tickets
+)
+
+// SendResumptionTicket is ConnectionSendResumptionTicket (server): appData (at
+// most 1000 bytes) goes into the session ticket and comes back in Resumed when a
+// client resumes with it. It needs ServerResumptionLevel ResumeOnly or more.
+//
+// quic-go issues exactly one ticket per connection, automatically, when the
+// handshake completes, and the app cannot make it send another. So call
+// SendResumptionTicket before Connected — right after NewConnection.Accept —
+// to put appData into that ticket; afterwards the ticket is gone and the call
+// returns ErrNotSupported. SendResumptionFinal changes nothing: no ticket
+// follows the first.
+func (c *Connection) SendResumptionTicket(flags SendResumptionFlags, appData []byte) error {
+	const op = "Connection.SendResumptionTicket"
+	switch {
+	case !c.server:
+		return newErr(op, ErrInvalidParameter, "server connections only")
+	case flags > SendResumptionFinal:
+		return newErr(op, ErrInvalidParameter, "flags %d", flags)
+	case len(appData) > 1000:
+		return newErr(op, ErrInvalidParameter, "app data above 1000 bytes")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return newErr(op, ErrInvalidState, "connection closed")
+	case c.end != nil:
+		return newErr(op, ErrInvalidState, "connection shut down")
+	case c.state == connDeciding:
+		return newErr(op, ErrInvalidState, "accept the connection first")
+	case c.res.resumption == ServerNoResume:
+		return newErr(op, ErrInvalidState, "resumption is disabled (Settings.ServerResumptionLevel)")
+	case c.ticketIssued:
+		return newErr(op, ErrNotSupported, "quic-go issued its only ticket when the handshake completed; call SendResumptionTicket before Connected")
+	}
+	c.ticketData = slices.Clone(appData)
+	return nil
+}
+
+// SetResumptionTicket is QUIC_PARAM_CONN_RESUMPTION_TICKET (client, before
+// Start): resume the session of a ticket from ResumptionTicketReceived.
+func (c *Connection) SetResumptionTicket(ticket []byte) error {
+	const op = "Connection.SetResumptionTicket"
+	if _, err := adapter.ParseTicket(ticket); err != nil {
+		return wrapErr(op, ErrInvalidParameter, err, "not a ticket from ResumptionTicketReceived")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.beforeStartLocked(op); err != nil {
+		return err
+	}
+	c.ticket = slices.Clone(ticket)
+	return nil
+}
+
+// ticketReceived runs on quic-go's goroutine when the server sends a ticket:
+// MsQuic reports it after CONNECTED.
+func (c *Connection) ticketReceived(blob []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.final:
+	case c.handshake: // Connected is queued
+		c.q.Push(&ResumptionTicketReceived{ResumptionTicket: blob})
+	default:
+		c.ticketsEarly = append(c.ticketsEarly, blob)
+	}
 }
 
 // ---- parameters ----

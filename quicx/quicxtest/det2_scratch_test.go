@@ -2,6 +2,7 @@ package quicxtest_test
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -63,7 +64,8 @@ func TestDetScratch2(t *testing.T) {
 					al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
 					for j := range min(len(al), len(bl)) {
 						if al[j] != bl[j] {
-							t.Errorf("%s\n-----\n%s", a, b)
+							os.WriteFile("/tmp/det_a.txt", []byte(a), 0o644)
+							os.WriteFile("/tmp/det_b.txt", []byte(b), 0o644)
 							t.Errorf("stream %v seed %d run %d differs at line %d:\n%s\n%s", ws, seed, i, j, al[j], bl[j])
 							break
 						}
