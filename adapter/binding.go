@@ -30,15 +30,31 @@ type Binding struct {
 	ts     TransportSettings
 }
 
+// BindOptions configure a binding's quic-go transport.
+type BindOptions struct {
+	// VerifySourceAddress, if set, decides per client address whether a new
+	// connection must first prove its address with a Retry.
+	VerifySourceAddress func(netip.AddrPort) bool
+	// StatelessResetKey enables stateless resets (none are sent without it).
+	StatelessResetKey *[32]byte
+}
+
 // Bind opens a UDP socket on addr through n and puts a quic-go transport on it.
 // The binding starts with one reference, owned by the caller.
-func Bind(n Network, addr netip.AddrPort) (*Binding, error) {
+func Bind(n Network, addr netip.AddrPort, o BindOptions) (*Binding, error) {
 	pc, err := n.ListenPacket(addr)
 	if err != nil {
 		return nil, err
 	}
 	b := &Binding{pc: pc, local: addrPortOf(pc.LocalAddr()), refs: 1}
 	b.tr = &quic.Transport{Conn: pc, ConnContext: b.connContext}
+	if v := o.VerifySourceAddress; v != nil {
+		b.tr.VerifySourceAddress = func(a net.Addr) bool { return v(addrPortOf(a)) }
+	}
+	if o.StatelessResetKey != nil {
+		k := quic.StatelessResetKey(*o.StatelessResetKey)
+		b.tr.StatelessResetKey = &k
+	}
 	return b, nil
 }
 
@@ -220,30 +236,28 @@ func (b *Binding) decide(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 	return hooks.Decide(ctx, c, h)
 }
 
-// tracer gives quic-go the recorder of the connection being created.
-func (b *Binding) tracer(ctx context.Context, isClient bool, _ quic.ConnectionID) qlogwriter.Trace {
+// tracer gives quic-go the qlog trace of the connection being created.
+func (b *Binding) tracer(ctx context.Context, isClient bool, id quic.ConnectionID) qlogwriter.Trace {
 	c, _ := ctx.Value(connKey{}).(*Conn)
 	if c == nil {
 		return nil
 	}
+	b.mu.Lock()
+	ts := b.ts
+	b.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.rec == nil {
-		c.rec = newRecorder(b.tsTrack(), isClient)
+		c.rec = newRecorder(ts.Track, isClient, c)
 	}
-	return c.rec
-}
-
-func (b *Binding) tsTrack() Track {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ts.Track
+	return connTrace(c.rec, ts.QlogDir, isClient, id)
 }
 
 // ---- client side ----
 
 // DialOptions configure a client connection.
 type DialOptions struct {
+	Bind     BindOptions
 	Network  Network
 	Local    netip.AddrPort // the local address to bind; zero for any
 	Remote   netip.AddrPort
@@ -263,12 +277,12 @@ func NewClientConn(o DialOptions) (*Conn, error) {
 			local = netip.AddrPortFrom(src, local.Port())
 		}
 	}
-	b, err := Bind(o.Network, local)
+	b, err := Bind(o.Network, local, o.Bind)
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{binding: b, isOwner: true, local: b.local, remote: o.Remote}
-	c.rec = newRecorder(o.Settings.Track, true)
+	c := &Conn{binding: b, isOwner: true, local: b.local, remote: o.Remote, network: o.Network, bindOpts: o.Bind}
+	c.rec = newRecorder(o.Settings.Track, true, c)
 	return c, nil
 }
 
@@ -280,8 +294,8 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 	b := c.binding
 	unreachable := reportUnreachable(b.pc, true)
 	ctx = context.WithValue(ctx, connKey{}, c)
-	conf := o.Settings.quicConfig(func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace {
-		return c.rec
+	conf := o.Settings.quicConfig(func(_ context.Context, _ bool, id quic.ConnectionID) qlogwriter.Trace {
+		return connTrace(c.rec, o.Settings.QlogDir, true, id)
 	})
 	raddr := net.UDPAddrFromAddrPort(o.Remote)
 	var (

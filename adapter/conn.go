@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"math"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -16,11 +17,13 @@ import (
 // exists from the moment quic-go sees the client's first packet, before the
 // handshake, so that a handshake failure can be reported too.
 type Conn struct {
-	binding *Binding
-	isOwner bool // the Conn owns its binding (a client's private socket)
-	rec     *recorder
-	local   netip.AddrPort
-	remote  netip.AddrPort
+	binding  *Binding
+	isOwner  bool // the Conn owns its binding (a client's private socket)
+	network  Network
+	bindOpts BindOptions
+	rec      *recorder
+	local    netip.AddrPort
+	remote   netip.AddrPort
 
 	mu       sync.Mutex
 	qc       *quic.Conn
@@ -29,6 +32,7 @@ type Conn struct {
 	cause    CloseInfo
 	hooks    any // set by quicx: the owner of this connection
 	released bool
+	extra    []*Binding // sockets of paths the connection migrated to
 }
 
 // Owner returns the value quicx attached with SetOwner.
@@ -86,9 +90,14 @@ func (c *Conn) release() {
 		return
 	}
 	c.released = true
+	extra := c.extra
+	c.extra = nil
 	c.mu.Unlock()
 	if c.binding != nil {
 		c.binding.unref()
+	}
+	for _, b := range extra {
+		b.unref()
 	}
 }
 
@@ -96,8 +105,14 @@ func (c *Conn) release() {
 func (c *Conn) attach(qc *quic.Conn) {
 	c.mu.Lock()
 	c.qc = qc
-	c.local = addrPortOf(qc.LocalAddr())
-	c.remote = addrPortOf(qc.RemoteAddr())
+	// Read quic-go's addresses once, before any path switch can race with it;
+	// a server connection knows them from its ClientHello already.
+	if !c.local.IsValid() || c.local.Addr().IsUnspecified() {
+		c.local = addrPortOf(qc.LocalAddr())
+	}
+	if !c.remote.IsValid() {
+		c.remote = addrPortOf(qc.RemoteAddr())
+	}
 	c.mu.Unlock()
 	context.AfterFunc(qc.Context(), func() {
 		c.markClosed(Classify(context.Cause(qc.Context())))
@@ -141,23 +156,30 @@ func (c *Conn) CloseSilently() bool {
 func (c *Conn) CanCloseSilently() bool { return c.isOwner }
 
 // LocalAddr is the local address of the connection's path.
+//
+// quic-go's own Conn.LocalAddr and RemoteAddr race with its path switches (the
+// run loop replaces the field they read without synchronization), so the
+// adapter keeps both addresses itself: from the connection's start, from a
+// migration it made, and from the recorder's path events.
 func (c *Conn) LocalAddr() netip.AddrPort {
-	if qc := c.quic(); qc != nil {
-		return addrPortOf(qc.LocalAddr())
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.local
 }
 
-// RemoteAddr is the peer's address.
+// RemoteAddr is the peer's address. After the peer migrates it is current only
+// if the recorder follows paths (TrackPaths).
 func (c *Conn) RemoteAddr() netip.AddrPort {
-	if qc := c.quic(); qc != nil {
-		return addrPortOf(qc.RemoteAddr())
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.remote
+}
+
+// setRemote records the peer's new address.
+func (c *Conn) setRemote(a netip.AddrPort) {
+	c.mu.Lock()
+	c.remote = a
+	c.mu.Unlock()
 }
 
 // State is what the handshake negotiated.
@@ -353,4 +375,44 @@ func (c *Conn) Context() context.Context {
 		return qc.Context()
 	}
 	return context.Background()
+}
+
+// Migrate moves a client connection to a new local address: it opens a socket
+// there, probes the path and switches to it once validated. The old socket is
+// kept until the connection ends (packets in flight may still arrive on it).
+// It returns the connection's new local address.
+func (c *Conn) Migrate(ctx context.Context, local netip.AddrPort) (netip.AddrPort, error) {
+	qc := c.quic()
+	if qc == nil || !c.isOwner {
+		return netip.AddrPort{}, errors.New("adapter: only an established client connection migrates")
+	}
+	nb, err := Bind(c.network, local, c.bindOpts)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	p, err := qc.AddPath(nb.tr)
+	if err != nil {
+		nb.Unref()
+		return netip.AddrPort{}, err
+	}
+	if err := p.Probe(ctx); err != nil {
+		_ = p.Close()
+		nb.Unref()
+		return netip.AddrPort{}, err
+	}
+	if err := p.Switch(); err != nil {
+		_ = p.Close()
+		nb.Unref()
+		return netip.AddrPort{}, err
+	}
+	c.mu.Lock()
+	if c.released {
+		c.mu.Unlock()
+		nb.Unref()
+		return netip.AddrPort{}, net.ErrClosed
+	}
+	c.extra = append(c.extra, nb)
+	c.local = nb.local
+	c.mu.Unlock()
+	return nb.local, nil
 }

@@ -40,6 +40,7 @@ type RecorderHandler interface {
 type recorder struct {
 	track    Track
 	isClient bool
+	conn     *Conn // whose addresses path events update
 
 	mu      sync.Mutex
 	h       RecorderHandler
@@ -72,8 +73,8 @@ type ackState struct {
 	finSent  bool       // a FIN acknowledgement was reported
 }
 
-func newRecorder(t Track, isClient bool) *recorder {
-	return &recorder{track: t, isClient: isClient, streams: map[uint64]*ackState{}}
+func newRecorder(t Track, isClient bool, c *Conn) *recorder {
+	return &recorder{track: t, isClient: isClient, conn: c, streams: map[uint64]*ackState{}}
 }
 
 // SetRecorderHandler attaches the handler that receives the connection's
@@ -170,8 +171,15 @@ func (r *recorder) RecordEvent(ev qlogwriter.Event) {
 			if !addr.IsValid() {
 				addr = e.Remote.IPv6
 			}
-			if h := r.handler(); h != nil && addr.IsValid() {
-				h.PeerAddressChanged(netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()))
+			if !addr.IsValid() {
+				return
+			}
+			addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+			if r.conn != nil {
+				r.conn.setRemote(addr)
+			}
+			if h := r.handler(); h != nil {
+				h.PeerAddressChanged(addr)
 			}
 		}
 	}

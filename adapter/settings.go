@@ -58,6 +58,7 @@ type TransportSettings struct {
 	DisablePMTUD         bool
 	Versions             []uint32 // nil: quic-go's list (v1, v2)
 	Track                Track
+	QlogDir              string // write a qlog file per connection here
 }
 
 // idleForever stands for "no idle timeout": quic-go has no way to switch the
@@ -95,7 +96,7 @@ func (s TransportSettings) quicConfig(tracer func(ctx context.Context, isClient 
 	for _, v := range s.Versions {
 		c.Versions = append(c.Versions, quic.Version(v))
 	}
-	if s.Track != 0 && tracer != nil {
+	if (s.Track != 0 || s.QlogDir != "") && tracer != nil {
 		c.Tracer = tracer
 	}
 	return c

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"quicx.dev/adapter"
 	"quicx.dev/quicx/internal/evq"
@@ -59,11 +60,12 @@ type Connection struct {
 	knownLimits bool
 	dg          datagrams
 
-	ticket       []byte   // client: SetResumptionTicket
-	ticketsEarly [][]byte // client: tickets received before Connected
-	ticketData   []byte   // server: app data for the ticket
-	ticketIssued bool     // server: quic-go issued its one ticket
-	resumedState []byte   // server: app data of the ticket resumed with
+	ticket       []byte        // client: SetResumptionTicket
+	ticketsEarly [][]byte      // client: tickets received before Connected
+	ticketData   []byte        // server: app data for the ticket
+	ticketIssued bool          // server: quic-go issued its one ticket
+	resumedState []byte        // server: app data of the ticket resumed with
+	abort        chan struct{} // closed by a local shutdown: ends waits in TLS callbacks
 }
 
 // connEnd is how the connection ended, as its streams report it.
@@ -156,6 +158,7 @@ func (c *Connection) rejected() {
 
 func (c *Connection) serverTLS(snap configSnapshot) *tls.Config {
 	conf := snap.tlsConfig()
+	c.installCertificateHook(conf, snap.cred, snap.res.transport.HandshakeIdleTimeout)
 	if snap.res.resumption == ServerNoResume {
 		return conf
 	}
@@ -284,17 +287,55 @@ func (c *Connection) SetRemoteAddr(addr netip.AddrPort) error {
 	return nil
 }
 
-// SetLocalAddr is QUIC_PARAM_CONN_LOCAL_ADDRESS before Start: bind the
-// connection's socket to addr.
+// SetLocalAddr is QUIC_PARAM_CONN_LOCAL_ADDRESS (client). Before Start it
+// binds the connection's socket to addr. Once connected it migrates the
+// connection: a new socket on addr, a path probed and switched to, then
+// LocalAddressChanged (nothing if the path fails validation: the connection
+// stays where it was). While the handshake runs it returns ErrInvalidState.
 func (c *Connection) SetLocalAddr(addr netip.AddrPort) error {
 	const op = "Connection.SetLocalAddr"
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.beforeStartLocked(op); err != nil {
-		return err
+	if c.server {
+		c.mu.Unlock()
+		return newErr(op, ErrInvalidParameter, "client connections only")
 	}
-	c.localSet = addr
+	if c.closed || c.end != nil {
+		c.mu.Unlock()
+		return newErr(op, ErrInvalidState, "connection closed")
+	}
+	switch c.state {
+	case connOpened:
+		defer c.mu.Unlock()
+		if err := c.beforeStartLocked(op); err != nil {
+			return err
+		}
+		c.localSet = addr
+		return nil
+	case connConnected:
+	default:
+		c.mu.Unlock()
+		return newErr(op, ErrInvalidState, "the handshake is not complete")
+	}
+	ac := c.ac
+	c.mu.Unlock()
+	go c.migrate(ac, addr)
 	return nil
+}
+
+// migrate moves the connection to a new local address.
+func (c *Connection) migrate(ac *adapter.Conn, addr netip.AddrPort) {
+	ctx, cancel := context.WithTimeout(ac.Context(), 10*time.Second)
+	defer cancel()
+	local, err := ac.Migrate(ctx, addr)
+	if err != nil {
+		c.log.Debug("migration failed", "to", addr, "err", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.final && c.end == nil {
+		c.q.Push(&LocalAddressChanged{Address: local})
+	}
 }
 
 func (c *Connection) beforeStartLocked(op string) error {
@@ -382,12 +423,13 @@ func (c *Connection) dial(ctx context.Context, family AddressFamily, serverName 
 		return
 	}
 	tlsConf.ClientSessionCache = cache
+	c.installCertificateHook(tlsConf, snap.cred, res.transport.HandshakeIdleTimeout)
 	if serverName != "" {
 		tlsConf.ServerName = serverName
 	} else {
 		tlsConf.ServerName = addr.Addr().String()
 	}
-	opts := adapter.DialOptions{Network: c.reg.network, Local: local, Remote: addr, TLS: tlsConf, Settings: res.transport}
+	opts := adapter.DialOptions{Network: c.reg.network, Bind: c.reg.bindOpts, Local: local, Remote: addr, TLS: tlsConf, Settings: c.reg.transport(res.transport)}
 	ac, err := adapter.NewClientConn(opts)
 	if err != nil {
 		c.endBeforeTransport(wrapErr("Connection.Start", bindStatus(err), err, "opening the UDP socket"))
@@ -647,6 +689,8 @@ func (c *Connection) shutdown(op string, flags ConnectionShutdownFlags, code uin
 	}
 	c.localShut, c.shutCode, c.shutAbort = true, code, abort
 	state, ac, cancel, reason := c.state, c.ac, c.dialCancel, c.reason
+	c.abortWaits()
+	close(c.abort)
 	c.mu.Unlock()
 	c.log.Debug("shutdown", "code", code, "silent", silent)
 

@@ -393,12 +393,12 @@ func (r *Registration) attachListener(op string, l *Listener, alpns []string, ad
 		sb.listeners = append(sb.listeners, l)
 		return sb, nil
 	}
-	b, err := adapter.Bind(r.network, addr)
+	b, err := adapter.Bind(r.network, addr, r.bindOpts)
 	if err != nil {
 		return nil, wrapErr(op, bindStatus(err), err, "binding "+addr.String())
 	}
 	sb := &serverBinding{reg: r, b: b, ts: ts, listeners: []*Listener{l}}
-	if err := b.Listen(ts, sb); err != nil {
+	if err := b.Listen(r.transport(ts), sb); err != nil {
 		b.Unref()
 		return nil, wrapErr(op, ErrInternalError, err, "listening")
 	}

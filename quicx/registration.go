@@ -39,6 +39,22 @@ type RegistrationConfig struct {
 	// channels. Events are never dropped whatever the capacity: a full channel
 	// only delays the object whose consumer is slow.
 	EventBuffer int
+
+	// QlogDir, if set, receives one qlog file per connection
+	// (<original destination CID>_<client|server>.sqlog), written by quic-go.
+	// Like any recorder subscription it makes quic-go build qlog events.
+	QlogDir string
+
+	// StatelessRetry, if set, decides for each new client address whether the
+	// server first makes the client prove it with a Retry packet; always true
+	// retries every connection. MsQuic decides this globally from memory use
+	// (QUIC_SETTINGS RetryMemoryLimit / QUIC_PARAM_GLOBAL_STATELESS_RETRY_CONFIG).
+	StatelessRetry func(client netip.AddrPort) bool
+
+	// StatelessResetKey is QUIC_PARAM_GLOBAL_STATELESS_RESET_KEY: with it, quic-go
+	// answers packets of unknown connections with stateless resets. Without it
+	// none are sent.
+	StatelessResetKey *[32]byte
 }
 
 // Registration is MsQuic's registration: the root every other object belongs
@@ -49,6 +65,8 @@ type Registration struct {
 	network  adapter.Network
 	log      *slog.Logger
 	evBuffer int
+	qlogDir  string
+	bindOpts adapter.BindOptions
 
 	mu        sync.Mutex
 	shutdown  bool
@@ -83,6 +101,8 @@ func OpenRegistration(cfg RegistrationConfig) (*Registration, error) {
 		profile:  cfg.Profile,
 		log:      cfg.Logger,
 		evBuffer: cfg.EventBuffer,
+		qlogDir:  cfg.QlogDir,
+		bindOpts: adapter.BindOptions{VerifySourceAddress: cfg.StatelessRetry, StatelessResetKey: cfg.StatelessResetKey},
 		children: map[registrationChild]struct{}{},
 		bindings: map[netip.AddrPort]*serverBinding{},
 	}
@@ -122,6 +142,13 @@ func (r *Registration) sendBudget() int {
 		return 1 << 20
 	}
 	return DefaultIdealSendBufferSize
+}
+
+// transport adds the registration's qlog directory to a connection's
+// transport settings.
+func (r *Registration) transport(ts adapter.TransportSettings) adapter.TransportSettings {
+	ts.QlogDir = r.qlogDir
+	return ts
 }
 
 // eventBuffer is the capacity for new event channels.

@@ -3,6 +3,7 @@ package quicx
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 	"time"
 
 	"quicx.dev/adapter"
@@ -106,6 +107,11 @@ type Settings struct {
 	ServerResumptionLevel     ServerResumptionLevel // default ServerNoResume
 	ReliableResetEnabled      bool                  // RESET_STREAM_AT; default false
 	StreamMultiReceiveEnabled bool                  // several outstanding Receive events per stream
+
+	// Versions are the QUIC versions the connection accepts, most preferred
+	// first; a client starts with the first. Nil means quic-go's list (v1, then
+	// v2, 0x6b3343cf). MsQuic sets these in QUIC_VERSION_SETTINGS.
+	Versions []uint32
 
 	// MinimumMtu sets the packet size quic-go starts with (MTU minus 48 bytes of
 	// IPv6 and UDP headers), default 1288. MaximumMtu can only be the default
@@ -315,7 +321,17 @@ func (s *Settings) resolve(op string) (resolved, error) {
 		}
 	}
 
+	var versions []uint32 // nil and empty both mean the default
+	if len(s.Versions) > 0 {
+		versions = slices.Clone(s.Versions)
+	}
+	for _, v := range versions {
+		if !slices.Contains(adapter.SupportedVersions(), v) {
+			return r, unsupported("Versions", fmt.Sprintf("quic-go does not speak version %#x", v))
+		}
+	}
 	ts := adapter.TransportSettings{
+		Versions:             versions,
 		HandshakeIdleTimeout: DefaultHandshakeIdleTimeout,
 		IdleTimeout:          DefaultIdleTimeout,
 		KeepAlive:            s.KeepAliveInterval,
