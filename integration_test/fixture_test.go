@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +174,16 @@ func expectNext[T any, E any](t testing.TB, ch <-chan E) T {
 	return v
 }
 
+// waitFor waits for the next event of type T, skipping others.
+func waitFor[T any, E any](t testing.TB, ch <-chan E) T {
+	t.Helper()
+	for {
+		if v, ok := any(next(t, ch)).(T); ok {
+			return v
+		}
+	}
+}
+
 // drain collects events until ch is closed.
 func drain[E any](t testing.TB, ch <-chan E) []E {
 	t.Helper()
@@ -214,7 +225,7 @@ func timelineOf[E any](evs []E) string {
 func expectTypes[E any](t testing.TB, evs []E, want ...string) {
 	t.Helper()
 	got := typeNames(evs)
-	if !reflect.DeepEqual(got, want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("events:\n%s want types %v", timelineOf(evs), want)
 	}
 }

@@ -6,10 +6,11 @@ import (
 	"quicx.dev/adapter"
 )
 
-// chunk is received data not yet consumed by the app: buf[lo:hi] of a slot.
+// chunk is received data not yet consumed by the app: b, in one of quicx's
+// two slots (slot 0 or 1) or in an app-owned buffer (slot -1).
 type chunk struct {
-	slot   int
-	lo, hi int
+	b    []byte
+	slot int
 }
 
 // recvSide is a stream's receive direction. Its fields are guarded by the
@@ -30,6 +31,18 @@ type recvSide struct {
 	nextEv  int
 	pending *Receive // delivered, not completed
 
+	// Multi-receive mode: several Receive events outstanding, completion
+	// counted per stream.
+	multi     bool
+	delivered uint64 // bytes indicated so far
+	completed uint64 // bytes completed so far
+	finSent   bool   // the FIN was indicated
+
+	// App-owned buffer mode: data is read straight into the app's buffers.
+	appOwned bool
+	appBufs  [][]byte // provided space not yet filled, in order
+	needSent bool     // ReceiveBufferNeeded raised, waiting for buffers
+
 	enabled      bool
 	paused       bool // a partial completion paused delivery
 	reading      bool
@@ -44,13 +57,21 @@ type recvSide struct {
 
 func (r *recvSide) init(s *Stream, bufSize int) {
 	r.s, r.bufSize, r.enabled = s, bufSize, true
+	r.multi = s.multiRecv
+	r.appOwned = s.openFlags&StreamOpenAppOwnedBuffers != 0
 }
+
+// multiLimit bounds the bytes indicated and not completed in multi-receive
+// mode: beyond it quicx stops reading and flow control holds the peer.
+func (r *recvSide) multiLimit() uint64 { return 4 * uint64(r.bufSize) }
 
 // slotFree returns a slot no chunk uses, or -1.
 func (r *recvSide) slotFree() int {
 	used := [2]bool{}
 	for _, c := range r.chunks {
-		used[c.slot] = true
+		if c.slot >= 0 {
+			used[c.slot] = true
+		}
 	}
 	for i := range used {
 		if !used[i] {
@@ -66,7 +87,7 @@ func (r *recvSide) kickLocked() {
 	if r.reading || s.as == nil || s.phase != streamStarted || r.done || r.eof || !s.canRecv {
 		return
 	}
-	if !r.enabled || r.paused || r.slotFree() < 0 {
+	if !r.enabled || r.paused || !r.canReadLocked() {
 		return
 	}
 	r.reading = true
@@ -74,22 +95,54 @@ func (r *recvSide) kickLocked() {
 	go r.run(s.as)
 }
 
+// canReadLocked reports whether the reader has somewhere to put data.
+func (r *recvSide) canReadLocked() bool {
+	switch {
+	case r.multi:
+		return r.delivered-r.completed < r.multiLimit()
+	case r.appOwned:
+		if len(r.appBufs) == 0 {
+			if !r.needSent {
+				// MsQuic: RECEIVE_BUFFER_NEEDED. quic-go does not say how much
+				// waits; quicx asks for one read's worth.
+				r.needSent = true
+				r.s.q.Push(&ReceiveBufferNeeded{BufferLengthNeeded: uint64(r.bufSize)})
+			}
+			return false
+		}
+		return true
+	}
+	return r.slotFree() >= 0
+}
+
+// targetLocked returns where the next read goes and its slot (-1 for app or
+// fresh memory).
+func (r *recvSide) targetLocked() ([]byte, int) {
+	switch {
+	case r.multi:
+		return make([]byte, r.bufSize), -1
+	case r.appOwned:
+		return r.appBufs[0], -1
+	}
+	slot := r.slotFree()
+	if r.slots[slot] == nil {
+		r.slots[slot] = make([]byte, r.bufSize)
+	}
+	return r.slots[slot], slot
+}
+
 // run is the reader goroutine.
 func (r *recvSide) run(as *adapter.Stream) {
 	s := r.s
 	for {
 		s.mu.Lock()
-		slot := r.slotFree()
-		if r.done || r.eof || !r.enabled || r.paused || slot < 0 || s.phase != streamStarted {
+		if r.done || r.eof || !r.enabled || r.paused || s.phase != streamStarted || !r.canReadLocked() {
 			r.reading = false
 			r.readerActive.Store(false)
 			s.mu.Unlock()
 			return
 		}
-		if r.slots[slot] == nil {
-			r.slots[slot] = make([]byte, r.bufSize)
-		}
-		buf := r.slots[slot]
+		buf, slot := r.targetLocked()
 		s.mu.Unlock()
 
 		n, res, err := as.Read(buf)
@@ -101,12 +154,11 @@ func (r *recvSide) run(as *adapter.Stream) {
 			s.mu.Unlock()
 			return
 		}
-		if n > 0 {
-			r.chunks = append(r.chunks, chunk{slot: slot, hi: n})
-		}
-		switch res {
-		case adapter.ReadFin:
+		if res == adapter.ReadFin {
 			r.eof = true
+		}
+		r.gotLocked(buf[:n], slot)
+		switch res {
 		case adapter.ReadReset:
 			r.peerResetLocked(adapter.StreamErrCode(err))
 		case adapter.ReadCanceled, adapter.ReadConnError:
@@ -117,16 +169,69 @@ func (r *recvSide) run(as *adapter.Stream) {
 			s.mu.Unlock()
 			return
 		}
-		r.deliverLocked()
 		s.maybeFinalLocked()
 		s.mu.Unlock()
 	}
 }
 
+// gotLocked takes the data of one read and indicates what it can.
+func (r *recvSide) gotLocked(data []byte, slot int) {
+	if r.multi {
+		if len(data) > 0 || (r.eof && !r.finSent) {
+			r.indicateMultiLocked(data)
+		}
+		return
+	}
+	if r.appOwned && slot < 0 && len(data) > 0 {
+		r.appBufs[0] = r.appBufs[0][len(data):]
+		if len(r.appBufs[0]) == 0 {
+			r.appBufs = r.appBufs[1:]
+		}
+	}
+	if len(data) > 0 {
+		r.chunks = append(r.chunks, chunk{b: data, slot: slot})
+	}
+	r.deliverLocked()
+}
+
+// indicateMultiLocked raises one Receive in multi-receive mode.
+func (r *recvSide) indicateMultiLocked(data []byte) {
+	ev := &Receive{AbsoluteOffset: r.delivered}
+	if len(data) > 0 {
+		ev.Buffers = [][]byte{data}
+	}
+	if r.eof {
+		ev.Flags |= ReceiveFin
+		r.finSent = true
+	}
+	ev.completer = r.completeMulti
+	r.delivered += uint64(len(data))
+	r.s.q.Push(ev)
+}
+
+// completeMulti is StreamReceiveComplete in multi-receive mode: the count is
+// per stream, whichever Receive it came from.
+func (r *recvSide) completeMulti(n uint64) {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.done {
+		return
+	}
+	r.completed += min(n, r.delivered-r.completed)
+	if r.finSent && r.completed == r.delivered {
+		r.done = true
+		s.q.Push(&PeerSendShutdown{})
+		s.maybeFinalLocked()
+		return
+	}
+	r.kickLocked()
+}
+
 // deliverLocked indicates the buffered data (and FIN) in a Receive event if
 // none is outstanding and receive is enabled.
 func (r *recvSide) deliverLocked() {
-	if r.pending != nil || r.done || !r.enabled || r.paused {
+	if r.multi || r.pending != nil || r.done || !r.enabled || r.paused {
 		return
 	}
 	if len(r.chunks) == 0 && !r.eof {
@@ -142,7 +247,7 @@ func (r *recvSide) deliverLocked() {
 	ev.AbsoluteOffset = r.offset
 	ev.Buffers = ev.Buffers[:0]
 	for _, c := range r.chunks {
-		ev.Buffers = append(ev.Buffers, r.slots[c.slot][c.lo:c.hi])
+		ev.Buffers = append(ev.Buffers, c.b)
 	}
 	ev.Flags = ReceiveNone
 	if r.eof {
@@ -186,9 +291,9 @@ func (r *recvSide) consumeLocked(n uint64) {
 	i := 0
 	for i < len(r.chunks) && n > 0 {
 		c := &r.chunks[i]
-		size := uint64(c.hi - c.lo)
+		size := uint64(len(c.b))
 		if n < size {
-			c.lo += int(n)
+			c.b = c.b[n:]
 			n = 0
 			break
 		}
@@ -225,10 +330,76 @@ func (s *Stream) SetReceiveEnabled(enabled bool) error {
 // Receive with n bytes consumed (the same as calling Complete on the event).
 func (s *Stream) ReceiveComplete(n uint64) {
 	s.mu.Lock()
-	ev := s.rcv.pending
+	ev, multi := s.rcv.pending, s.rcv.multi
 	s.mu.Unlock()
+	if multi {
+		s.rcv.completeMulti(n)
+		return
+	}
 	if ev != nil {
 		ev.Complete(n)
+	}
+}
+
+// ProvideReceiveBuffers is StreamProvideReceiveBuffers: add buffers for
+// quic-go to read this stream's data into (app-owned buffer mode). Receive
+// events then point into these buffers; a buffer is the app's again once all
+// its bytes were indicated and completed. A local stream must be opened with
+// StreamOpenAppOwnedBuffers; a peer stream switches to the mode with its first
+// call, which must come before any of its data was indicated (MsQuic: inline in
+// PEER_STREAM_STARTED). quicx raises ReceiveBufferNeeded when data waits and no
+// space is left; unlike MsQuic it never aborts the connection for lack of
+// space: flow control holds the peer.
+func (s *Stream) ProvideReceiveBuffers(bufs [][]byte) error {
+	const op = "Stream.ProvideReceiveBuffers"
+	if len(bufs) == 0 {
+		return newErr(op, ErrInvalidParameter, "no buffers")
+	}
+	for _, b := range bufs {
+		if len(b) == 0 {
+			return newErr(op, ErrInvalidParameter, "empty buffer")
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := &s.rcv
+	switch {
+	case s.closed:
+		return newErr(op, ErrInvalidState, "stream closed")
+	case !s.canRecv:
+		return newErr(op, ErrInvalidState, "the stream has no receive direction")
+	case !r.appOwned && (s.local || r.pending != nil || r.offset > 0 || r.delivered > 0):
+		return newErr(op, ErrInvalidState, "not in app-owned buffer mode (open with StreamOpenAppOwnedBuffers, or switch a peer stream before its first Receive)")
+	}
+	if !r.appOwned {
+		r.appOwned, r.multi = true, false
+	}
+	r.appBufs = append(r.appBufs, bufs...)
+	r.needSent = false
+	r.moveSlotsToAppLocked()
+	r.deliverLocked()
+	r.kickLocked()
+	return nil
+}
+
+// moveSlotsToAppLocked copies data read into quicx's slots before the stream
+// switched to app-owned mode into the app's buffers, while it fits.
+func (r *recvSide) moveSlotsToAppLocked() {
+	if r.pending != nil {
+		return
+	}
+	for i := range r.chunks {
+		c := &r.chunks[i]
+		if c.slot < 0 || len(r.appBufs) == 0 || len(r.appBufs[0]) < len(c.b) {
+			continue
+		}
+		dst := r.appBufs[0][:len(c.b)]
+		copy(dst, c.b)
+		r.appBufs[0] = r.appBufs[0][len(c.b):]
+		if len(r.appBufs[0]) == 0 {
+			r.appBufs = r.appBufs[1:]
+		}
+		c.b, c.slot = dst, -1
 	}
 }
 

@@ -74,7 +74,7 @@ func (m Matcher) String() string { return m.desc }
 // match reports nil if ev matches, or why not.
 func (m Matcher) match(ev any) error {
 	if m.typ != nil && (ev == nil || !reflect.TypeOf(ev).AssignableTo(m.typ)) {
-		return fmt.Errorf("%v is not a %v", ev, m.typ)
+		return fmt.Errorf("%T is not a %v", ev, m.typ)
 	}
 	if m.fn == nil {
 		return nil
@@ -201,6 +201,10 @@ func equalFields(got, want reflect.Value) (string, bool) {
 // NewConnection and so on from the test, on the events Expect and Next hand
 // over.
 //
+// A Receive the test has completed belongs to quicx again, which reuses it for
+// a later Receive: read its fields before completing it, not later through
+// Events (the timeline keeps each event's text as it arrived).
+//
 // A watcher reads until the channel is closed; an object that is never closed
 // keeps its watcher's goroutine alive (a leak goleak or synctest will report).
 // All methods are safe for concurrent use.
@@ -212,7 +216,7 @@ type Watcher[E fmt.Stringer] struct {
 
 	mu      sync.Mutex
 	data    []byte // what auto-completed Receives carried
-	log     []observed[E]
+	log     []Observed[E]
 	cursor  int // index of the next event not yet consumed by an expectation
 	closed  bool
 	notify  chan struct{} // closed and replaced whenever something is observed
@@ -220,12 +224,12 @@ type Watcher[E fmt.Stringer] struct {
 	timeout time.Duration
 }
 
-// observed is one event and when it arrived. The text is taken on arrival:
-// quicx reuses a completed Receive for a later one.
-type observed[E any] struct {
-	at   time.Duration
-	ev   E
-	text string
+// Observed is one event a Watcher saw: when it arrived (since the watcher's
+// origin), the event, and its text as it was on arrival.
+type Observed[E any] struct {
+	At    time.Duration
+	Event E
+	Text  string
 }
 
 // WatchOption changes what a Watcher does with the events it observes.
@@ -238,7 +242,9 @@ type watchOptions struct {
 
 // CompleteReceives makes the watcher complete every Receive in full as soon
 // as it arrives, keeping the bytes (see Watcher.Received): for a stream whose
-// data a test wants but whose flow control it does not drive itself.
+// data a test wants but whose flow control it does not drive itself. The
+// watcher's log then holds a copy of each Receive, since quicx reuses the
+// original once it is completed.
 func CompleteReceives() WatchOption { return func(o *watchOptions) { o.completeReceives = true } }
 
 // Since measures the watcher's timeline from t instead of from its creation,
@@ -270,13 +276,22 @@ func (w *Watcher[E]) run(ch <-chan E) {
 		text := ev.String()
 		r, complete := any(ev).(*quicx.Receive)
 		complete = complete && w.auto
+		kept := ev
+		if complete {
+			// quicx reuses a completed Receive: keep a copy of this one.
+			bufs := make([][]byte, len(r.Buffers))
+			for i, b := range r.Buffers {
+				bufs[i] = append([]byte(nil), b...)
+			}
+			kept = any(quicx.NewReceiveEvent(r.AbsoluteOffset, bufs, r.Flags, nil)).(E)
+		}
 		w.mu.Lock()
 		if complete {
 			for _, b := range r.Buffers {
 				w.data = append(w.data, b...)
 			}
 		}
-		w.log = append(w.log, observed[E]{at: at, ev: ev, text: text})
+		w.log = append(w.log, Observed[E]{At: at, Event: kept, Text: text})
 		close(w.notify)
 		w.notify = make(chan struct{})
 		w.mu.Unlock()
@@ -317,9 +332,17 @@ func (w *Watcher[E]) Events() []E {
 	defer w.mu.Unlock()
 	out := make([]E, len(w.log))
 	for i, o := range w.log {
-		out[i] = o.ev
+		out[i] = o.Event
 	}
 	return out
+}
+
+// Observed returns every event observed so far with its arrival time and
+// text.
+func (w *Watcher[E]) Observed() []Observed[E] {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Observed[E](nil), w.log...)
 }
 
 // Timeline renders every event observed so far, one per line, with the time
@@ -337,7 +360,7 @@ func (w *Watcher[E]) timelineLocked(mark int) string {
 		if i == mark {
 			m = "→"
 		}
-		fmt.Fprintf(&b, "%s%3d %12s  %s\n", m, i, fmtOffset(o.at), o.text)
+		fmt.Fprintf(&b, "%s%3d %12s  %s\n", m, i, fmtOffset(o.At), o.Text)
 	}
 	switch {
 	case w.closed && mark == len(w.log):
@@ -354,7 +377,7 @@ func fmtOffset(d time.Duration) string { return "+" + d.String() }
 
 // next waits for the event at the cursor; it returns false with ErrTimeout
 // or ErrClosed. The deadline is shared by the whole expectation.
-func (w *Watcher[E]) next(deadline <-chan time.Time) (observed[E], error) {
+func (w *Watcher[E]) next(deadline <-chan time.Time) (Observed[E], error) {
 	for {
 		w.mu.Lock()
 		if w.cursor < len(w.log) {
@@ -365,14 +388,14 @@ func (w *Watcher[E]) next(deadline <-chan time.Time) (observed[E], error) {
 		}
 		if w.closed {
 			w.mu.Unlock()
-			return observed[E]{}, ErrClosed
+			return Observed[E]{}, ErrClosed
 		}
 		notify := w.notify
 		w.mu.Unlock()
 		select {
 		case <-notify:
 		case <-deadline:
-			return observed[E]{}, ErrTimeout
+			return Observed[E]{}, ErrTimeout
 		}
 	}
 }
@@ -416,7 +439,7 @@ func (w *Watcher[E]) Next() (E, error) {
 		var zero E
 		return zero, w.fail("Next", err, "", nil)
 	}
-	return o.ev, nil
+	return o.Event, nil
 }
 
 // Expect checks that events matching ms arrive in that order; other events may
@@ -440,13 +463,13 @@ func (w *Watcher[E]) Expect(ms ...Matcher) ([]E, error) {
 		if err != nil {
 			return matched, w.fail(op, err, reason, ms[i:])
 		}
-		if err := ms[i].match(o.ev); err != nil {
-			if ms[i].typ == nil || reflect.TypeOf(o.ev).AssignableTo(ms[i].typ) {
+		if err := ms[i].match(o.Event); err != nil {
+			if ms[i].typ == nil || reflect.TypeOf(o.Event).AssignableTo(ms[i].typ) {
 				reason = err.Error() // the right type, the wrong content: worth telling
 			}
 			continue
 		}
-		matched = append(matched, o.ev)
+		matched = append(matched, o.Event)
 		reason = ""
 		i++
 	}
@@ -469,10 +492,10 @@ func (w *Watcher[E]) ExpectExactly(ms ...Matcher) ([]E, error) {
 		if err != nil {
 			return matched, w.fail(op, err, "", ms[i:])
 		}
-		if err := m.match(o.ev); err != nil {
+		if err := m.match(o.Event); err != nil {
 			return matched, w.fail(op, ErrMismatch, err.Error(), ms[i:])
 		}
-		matched = append(matched, o.ev)
+		matched = append(matched, o.Event)
 	}
 	return matched, nil
 }
@@ -488,7 +511,7 @@ func (w *Watcher[E]) ExpectClosed() error {
 	case err != nil:
 		return w.fail("ExpectClosed", err, "", nil)
 	}
-	return w.fail("ExpectClosed", ErrMismatch, o.text, nil)
+	return w.fail("ExpectClosed", ErrMismatch, o.Text, nil)
 }
 
 // poll consumes events up to and including the first that m matches, without
@@ -498,9 +521,9 @@ func (w *Watcher[E]) poll(m Matcher) (E, bool, <-chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i := w.cursor; i < len(w.log); i++ {
-		if m.match(w.log[i].ev) == nil {
+		if m.match(w.log[i].Event) == nil {
 			w.cursor = i + 1
-			return w.log[i].ev, true, nil
+			return w.log[i].Event, true, nil
 		}
 	}
 	var zero E

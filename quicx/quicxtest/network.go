@@ -22,8 +22,6 @@ import (
 	"quicx.dev/quicx"
 )
 
-var DebugLog func(string)
-
 // Link is one direction of the path between two hosts. The zero Link is a
 // perfect wire: no delay, unlimited bandwidth, no loss, MTU 1500.
 //
@@ -37,12 +35,16 @@ type Link struct {
 	// for its size (UDP payload plus IP and UDP headers) divided by Bandwidth,
 	// and packets queue behind each other.
 	Bandwidth int64
-	// QueueBytes bounds the bytes waiting for a link with a Bandwidth; a packet
-	// that does not fit is dropped (tail drop). 0 is an unbounded queue.
+	// QueueBytes bounds the bytes a link with a Bandwidth holds, the packet
+	// being sent included; a packet that does not fit is dropped (tail drop).
+	// 0 is an unbounded queue.
 	QueueBytes int
 	// MTU is the largest IP packet the link carries, headers included (28 bytes
-	// for IPv4 and UDP, 48 for IPv6 and UDP); larger packets are dropped, which is
-	// what quic-go's path MTU discovery probes for. 0 means 1500.
+	// for IPv4 and UDP, 48 for IPv6 and UDP); larger packets are dropped. 0
+	// means 1500. quic-go starts with 1280-byte UDP payloads unless
+	// quicx.Settings.MinimumMtu says otherwise, and runs path MTU discovery
+	// only on sockets where it can set the DF bit, which simulated sockets are
+	// not: here it keeps its initial size.
 	MTU int
 	// Loss is the probability, from 0 to 1, that a packet is dropped.
 	Loss float64
@@ -113,9 +115,16 @@ type NetworkConfig struct {
 	Link Link
 }
 
-// Network is an in-memory IP network of hosts joined by links. It carries UDP
-// only. Packets to an address where no socket is bound are dropped silently, as
-// behind a firewall: a client dialing such an address sees a handshake timeout.
+// Network is an in-memory IP network of hosts joined by links, carrying UDP
+// through quic-go's simnet sockets. Packets to an address where no socket is
+// bound are dropped silently, as behind a firewall: a client dialing such an
+// address sees a handshake timeout.
+//
+// No two packets arrive at the same instant anywhere on the network: packets
+// due together are delivered 1 ns apart, in an order that depends on the
+// packets (their link, flow and send order), not on which goroutine sent them
+// first. Inside a testing/synctest bubble everything a packet sets off
+// therefore happens before the next one arrives, which makes runs repeatable.
 //
 // It works in real time, and in simulated time inside a testing/synctest
 // bubble (create it inside the bubble then). All methods are safe for
@@ -136,11 +145,12 @@ type Network struct {
 	unrout uint64 // packets to addresses no host owns
 
 	// Packets in flight, delivered by one goroutine in order of arrival.
-	q       flightHeap
-	at      map[time.Time]bool // the arrival instants taken
-	seq     uint64
-	running bool
-	wake    chan struct{}
+	q        flightHeap
+	running  bool
+	wake     chan struct{}
+	lastBase time.Time // the due time of the last packet delivered
+	lastRank int       // how many packets due then were delivered before it
+	lastAt   time.Time // when the last packet was delivered
 }
 
 // NewNetwork returns an empty network. It fails only for an invalid default
@@ -157,7 +167,6 @@ func NewNetwork(cfg NetworkConfig) (*Network, error) {
 		byAddr: map[netip.Addr]*Host{},
 		names:  map[string][]netip.Addr{},
 		links:  map[[2]*Host]*link{},
-		at:     map[time.Time]bool{},
 		wake:   make(chan struct{}, 1),
 	}, nil
 }
@@ -214,7 +223,7 @@ func (n *Network) AddHost(name string, addrs ...netip.Addr) (*Host, error) {
 }
 
 func (n *Network) addHostLocked(name string, addrs []netip.Addr) (*Host, error) {
-	h := &Host{net: n, name: name, ports: map[uint16][]*socket{}, public: map[uint16][]*socket{}, nextPort: firstEphemeralPort}
+	h := &Host{net: n, index: len(n.hosts), name: name, ports: map[uint16][]*socket{}, public: map[uint16][]*socket{}, nextPort: firstEphemeralPort}
 	for _, a := range addrs {
 		h.addrs = append(h.addrs, a.Unmap())
 		n.byAddr[a.Unmap()] = h
@@ -307,7 +316,7 @@ func (n *Network) Close() error {
 		}
 		h.ports, h.public = map[uint16][]*socket{}, map[uint16][]*socket{}
 	}
-	n.q, n.at = nil, nil
+	n.q = nil
 	n.mu.Unlock()
 	for _, c := range conns {
 		_ = c.Close()
@@ -325,6 +334,7 @@ const firstEphemeralPort = 49152
 // bind its own addresses and the loopback addresses.
 type Host struct {
 	net   *Network
+	index int // in the order hosts were added
 	name  string
 	addrs []netip.Addr
 
@@ -584,18 +594,47 @@ type link struct {
 // flight is a packet on its way.
 type flight struct {
 	link     *link
-	at       time.Time
-	seq      uint64
+	due      time.Time // when the link would deliver it
+	key      flightKey // orders packets due at the same instant
 	src, dst netip.AddrPort
 	external bool // from another host: addressed to a NAT-mapped port
 	data     []byte
+}
+
+// flightKey orders packets due at the same instant by what they are, not by
+// which goroutine sent them first, so that the order is the same in every run.
+type flightKey struct {
+	from, to int    // the link's hosts' indexes
+	flow     uint64 // the flow's hash
+	sent     int64  // the send instant
+	rank     uint64 // the packet's rank among its flow's packets sent then
+	dup      bool   // the duplicate of a packet
+}
+
+func (k flightKey) less(o flightKey) bool {
+	switch {
+	case k.from != o.from:
+		return k.from < o.from
+	case k.to != o.to:
+		return k.to < o.to
+	case k.flow != o.flow:
+		return k.flow < o.flow
+	case k.sent != o.sent:
+		return k.sent < o.sent
+	case k.rank != o.rank:
+		return k.rank < o.rank
+	}
+	return !k.dup && o.dup
 }
 
 type flightHeap []*flight
 
 func (h flightHeap) Len() int { return len(h) }
 func (h flightHeap) Less(i, j int) bool {
-	return h[i].at.Before(h[j].at) || (h[i].at.Equal(h[j].at) && h[i].seq < h[j].seq)
+	if !h[i].due.Equal(h[j].due) {
+		return h[i].due.Before(h[j].due)
+	}
+	return h[i].key.less(h[j].key)
 }
 func (h flightHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *flightHeap) Push(x any)   { *h = append(*h, x.(*flight)) }
@@ -629,10 +668,7 @@ func (n *Network) send(s *socket, p simnet.Packet) {
 	// Every packet draws the same three values, whatever the settings, so that
 	// one setting does not shift the decisions of another.
 	now := time.Now()
-	lossDraw, reorderDraw, dupDraw := l.draws(src, dst, now)
-	if DebugLog != nil {
-		DebugLog(fmt.Sprintf("%v %s>%s size=%d loss=%v", now.Sub(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)), src, dst, size, lossDraw < cfg.Loss))
-	}
+	flow, rank, lossDraw, reorderDraw, dupDraw := l.draws(src, dst, now)
 
 	wire := size + 28
 	if dst.Addr().Is6() {
@@ -667,11 +703,15 @@ func (n *Network) send(s *socket, p simnet.Packet) {
 		l.stats.Reordered++
 		at = at.Add(cfg.reorderDelay())
 	}
-	external := s.host != to
-	n.pushLocked(&flight{link: l, at: at, src: src, dst: dst, external: external, data: p.Data})
+	key := flightKey{from: s.host.index, to: to.index, flow: flow, sent: now.UnixNano(), rank: rank}
+	f := &flight{link: l, due: at, key: key, src: src, dst: dst, external: s.host != to, data: p.Data}
+	n.pushLocked(f)
 	if dupDraw < cfg.Duplicate {
 		l.stats.Duplicated++
-		n.pushLocked(&flight{link: l, at: at, src: src, dst: dst, external: external, data: append([]byte(nil), p.Data...)})
+		d := *f
+		d.key.dup = true
+		d.data = append([]byte(nil), p.Data...)
+		n.pushLocked(&d)
 	}
 }
 
@@ -719,7 +759,7 @@ func (n *Network) routeLocked(s *socket, dst netip.Addr) (netip.AddrPort, *Host,
 // packet's rank among the flow's packets sent at that instant, so that one
 // packet more or less at one instant (quic-go's packing varies with goroutine
 // scheduling) does not shift the decisions of every later packet.
-func (l *link) draws(src, dst netip.AddrPort, now time.Time) (float64, float64, float64) {
+func (l *link) draws(src, dst netip.AddrPort, now time.Time) (flow, rank uint64, loss, reorder, dup float64) {
 	k := [2]netip.AddrPort{src, dst}
 	f := l.flows[k]
 	if f == nil {
@@ -733,7 +773,7 @@ func (l *link) draws(src, dst netip.AddrPort, now time.Time) (float64, float64, 
 	}
 	f.rank++
 	r := rand.New(rand.NewPCG(l.net.seed^f.id, uint64(now.UnixNano())*0x9E3779B97F4A7C15+f.rank))
-	return r.Float64(), r.Float64(), r.Float64()
+	return f.id, f.rank, r.Float64(), r.Float64(), r.Float64()
 }
 
 // flowState is what the network remembers of a flow.
@@ -744,19 +784,7 @@ type flowState struct {
 }
 
 // pushLocked queues f and makes sure the delivery goroutine runs.
-//
-// No two packets arrive at the same instant anywhere on the network: a packet
-// due at an instant already taken comes 1 ns later. Inside a
-// testing/synctest bubble everything a packet sets off then happens before the
-// next packet arrives, whatever the goroutine scheduling, which is what makes
-// runs repeatable.
 func (n *Network) pushLocked(f *flight) {
-	for n.at[f.at] {
-		f.at = f.at.Add(time.Nanosecond)
-	}
-	n.at[f.at] = true
-	n.seq++
-	f.seq = n.seq
 	heap.Push(&n.q, f)
 	if !n.running {
 		n.running = true
@@ -771,6 +799,12 @@ func (n *Network) pushLocked(f *flight) {
 
 // deliver hands packets to their sockets in order of arrival. It exits when
 // nothing is in flight.
+//
+// No two packets arrive at the same instant anywhere on the network: packets
+// due at the same instant come 1 ns apart, in an order that depends on the
+// packets and not on the goroutines that sent them. Inside a testing/synctest
+// bubble everything a packet sets off then happens before the next packet
+// arrives, whatever the goroutine scheduling, which makes runs repeatable.
 func (n *Network) deliver() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -783,7 +817,15 @@ func (n *Network) deliver() {
 			return
 		}
 		f := n.q[0]
-		if wait := time.Until(f.at); wait > 0 {
+		at, rank := f.due, 0
+		if at.Equal(n.lastBase) {
+			rank = n.lastRank + 1
+			at = at.Add(time.Duration(rank))
+		}
+		if !at.After(n.lastAt) && !n.lastAt.IsZero() {
+			at = n.lastAt.Add(time.Nanosecond)
+		}
+		if wait := time.Until(at); wait > 0 {
 			n.mu.Unlock()
 			timer.Reset(wait)
 			select {
@@ -795,7 +837,7 @@ func (n *Network) deliver() {
 			continue
 		}
 		heap.Pop(&n.q)
-		delete(n.at, f.at)
+		n.lastBase, n.lastRank, n.lastAt = f.due, rank, time.Now()
 		l := f.link
 		s := l.to.socketForLocked(f.dst, f.external)
 		if s == nil {
