@@ -12,15 +12,24 @@ import (
 
 // RecorderHandler receives what the recorder derives. Its methods run on
 // quic-go's goroutines, synchronously, with the connection's loop waiting:
-// they must return quickly, must not block, and must not call into quic-go.
+// they must return quickly and must not block. The one call back into quic-go
+// made from here is CancelWrite from StreamDataLost (cancel-on-loss): it runs
+// before quic-go queues the lost frames for retransmission, which is what
+// makes the cancellation exact; quic-go does not document this re-entrancy,
+// and quicx pins quic-go's version and tests it.
 type RecorderHandler interface {
 	// PeerStreamLimits reports the peer's initial stream limits (its transport
 	// parameters): the number of bidi and uni streams we may open.
 	PeerStreamLimits(bidi, uni uint64)
 	// MaxStreams reports a MAX_STREAMS frame: we may now open streams up to max.
 	MaxStreams(bidi bool, max uint64)
-	// StreamsBlocked reports a STREAMS_BLOCKED frame from the peer.
+	// StreamsBlocked reports a STREAMS_BLOCKED frame from the peer that says it
+	// is blocked at (or above) the limit this side advertised.
 	StreamsBlocked(bidi bool)
+	// StopSending reports a STOP_SENDING frame for a stream we send on. quic-go
+	// says so through the stream's context only while the send direction is
+	// open; after the FIN this is the only signal.
+	StopSending(id uint64, code uint64)
 	// StreamAcked reports that the peer has acknowledged bytes [0, acked) of a
 	// stream we send on, and whether its FIN is acknowledged too.
 	StreamAcked(id uint64, acked uint64, finAcked bool)
@@ -45,6 +54,7 @@ type recorder struct {
 	mu      sync.Mutex
 	h       RecorderHandler
 	limits  *[2]uint64 // peer limits seen before a handler was attached
+	local   [2]int64   // the stream limits this side advertised (bidi, uni); -1 unknown
 	sent    []sentPacket
 	streams map[uint64]*ackState
 	touched []uint64 // scratch for ack
@@ -74,7 +84,7 @@ type ackState struct {
 }
 
 func newRecorder(t Track, isClient bool, c *Conn) *recorder {
-	return &recorder{track: t, isClient: isClient, conn: c, streams: map[uint64]*ackState{}}
+	return &recorder{track: t, isClient: isClient, conn: c, streams: map[uint64]*ackState{}, local: [2]int64{-1, -1}}
 }
 
 // SetRecorderHandler attaches the handler that receives the connection's
@@ -133,6 +143,9 @@ func (r *recorder) RecordEvent(ev qlogwriter.Event) {
 		if r.track&(TrackAcks|TrackLoss) != 0 {
 			r.packetSent(&e)
 		}
+		if r.track&TrackStreamCredit != 0 {
+			r.localMaxStreams(e.Frames)
+		}
 		if r.track&TrackDatagrams != 0 {
 			if t := e.Header.PacketType; t == qlog.PacketType1RTT || t == qlog.PacketType0RTT {
 				r.dg.sent(int64(e.Header.PacketNumber), e.Frames)
@@ -162,8 +175,15 @@ func (r *recorder) RecordEvent(ev qlogwriter.Event) {
 			}
 		}
 	case qlog.ParametersSet:
-		if e.Initiator == qlog.InitiatorRemote && r.track&TrackStreamCredit != 0 {
+		if r.track&TrackStreamCredit == 0 {
+			break
+		}
+		if e.Initiator == qlog.InitiatorRemote {
 			r.peerLimits(uint64(max(e.InitialMaxStreamsBidi, 0)), uint64(max(e.InitialMaxStreamsUni, 0)))
+		} else {
+			r.mu.Lock()
+			r.local = [2]int64{e.InitialMaxStreamsBidi, e.InitialMaxStreamsUni}
+			r.mu.Unlock()
 		}
 	case qlog.TupleAssigned:
 		if e.TupleID == "" && r.track&TrackPaths != 0 && !r.isClient {
@@ -181,6 +201,21 @@ func (r *recorder) RecordEvent(ev qlogwriter.Event) {
 			if h := r.handler(); h != nil {
 				h.PeerAddressChanged(addr)
 			}
+		}
+	}
+}
+
+// localMaxStreams follows the MAX_STREAMS frames this side sends.
+func (r *recorder) localMaxStreams(frames []qlog.Frame) {
+	for _, f := range frames {
+		if ms, ok := f.Frame.(*qlog.MaxStreamsFrame); ok {
+			i := 1
+			if ms.Type == 1 {
+				i = 0
+			}
+			r.mu.Lock()
+			r.local[i] = max(r.local[i], int64(ms.MaxStreamNum))
+			r.mu.Unlock()
 		}
 	}
 }
@@ -284,8 +319,21 @@ func (r *recorder) packetReceived(e *qlog.PacketReceived) {
 			}
 		case *qlog.StreamsBlockedFrame:
 			if r.track&TrackStreamCredit != 0 {
-				if h := r.handler(); h != nil {
+				i := 1
+				if fr.Type == 1 {
+					i = 0
+				}
+				r.mu.Lock()
+				blocked := r.local[i] < 0 || int64(fr.StreamLimit) >= r.local[i]
+				r.mu.Unlock()
+				if h := r.handler(); h != nil && blocked {
 					h.StreamsBlocked(fr.Type == 1)
+				}
+			}
+		case *qlog.StopSendingFrame:
+			if r.track&TrackAcks != 0 {
+				if h := r.handler(); h != nil {
+					h.StopSending(uint64(fr.StreamID), uint64(fr.ErrorCode))
 				}
 			}
 		}

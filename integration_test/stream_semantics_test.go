@@ -451,3 +451,59 @@ func TestBackpressureHoldsThePeer(t *testing.T) {
 	must(t, ps.Stream.Close())
 	closePair(t, client, server)
 }
+
+// RESET_STREAM_AT: both sides negotiate it; data marked reliable still
+// arrives after a reset.
+func TestReliableReset(t *testing.T) {
+	settings := quicx.Settings{PeerUnidiStreamCount: 1, ReliableResetEnabled: true}
+	f := newFixture(t, settings)
+	client := f.dial()
+	server := f.serverConn()
+	expectNext[*quicx.DatagramStateChanged](t, client.Events())
+	if e := expectNext[*quicx.ReliableResetNegotiated](t, client.Events()); !e.IsNegotiated {
+		t.Fatalf("%v", e)
+	}
+	expectNext[*quicx.Connected](t, client.Events())
+	if e := expectNext[*quicx.ReliableResetNegotiated](t, server.Events()); !e.IsNegotiated {
+		t.Fatalf("%v", e)
+	}
+	expectNext[*quicx.Connected](t, server.Events())
+	s, err := client.OpenStream(quicx.StreamOpenUnidirectional)
+	must(t, err)
+	must(t, s.Send([][]byte{[]byte("keep")}, quicx.SendStart, nil))
+	ps := expectNext[*quicx.PeerStreamStarted](t, server.Events()) // "keep" is on the wire
+	type result struct {
+		data    []byte
+		aborted uint64
+	}
+	res := make(chan result, 1)
+	go func() {
+		var r result
+		for ev := range ps.Stream.Events() {
+			switch e := ev.(type) {
+			case *quicx.Receive:
+				r.data = append(r.data, bytes.Join(e.Buffers, nil)...)
+				e.Complete(e.TotalLength())
+			case *quicx.PeerSendAborted:
+				r.aborted = e.ErrorCode
+			}
+		}
+		res <- r
+	}()
+	if err := s.SetReliableOffset(5); !errors.Is(err, quicx.ErrInvalidState) {
+		t.Errorf("offset beyond what was sent: %v", err)
+	}
+	if err := s.SetReliableOffset(2); !errors.Is(err, quicx.ErrNotSupported) {
+		t.Errorf("offset below what was sent: %v", err)
+	}
+	must(t, s.SetReliableOffset(4))
+	must(t, s.Shutdown(quicx.StreamShutdownAbortSend, 11))
+	r := <-res
+	if string(r.data) != "keep" || r.aborted != 11 {
+		t.Errorf("got %q, aborted %d", r.data, r.aborted)
+	}
+	drain(t, s.Events())
+	must(t, s.Close())
+	must(t, ps.Stream.Close())
+	closePair(t, client, server)
+}

@@ -146,7 +146,7 @@ func (c *Configuration) SetTicketKeys(keys [][32]byte) error {
 	case c.cred.client:
 		return newErr(op, ErrInvalidParameter, "a client configuration issues no tickets")
 	}
-	c.cred.tls.SetSessionTicketKeys(keys)
+	c.cred = c.cred.with(func(t *tls.Config) { t.SetSessionTicketKeys(keys) })
 	return nil
 }
 
@@ -163,7 +163,7 @@ func (c *Configuration) SetKeyLogWriter(w io.Writer) error {
 	case c.cred == nil:
 		return newErr(op, ErrInvalidState, "load a credential first")
 	}
-	c.cred.tls.KeyLogWriter = w
+	c.cred = c.cred.with(func(t *tls.Config) { t.KeyLogWriter = w })
 	return nil
 }
 

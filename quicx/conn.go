@@ -196,6 +196,9 @@ func (c *Connection) established() {
 		// MsQuic raises the initial DATAGRAM_STATE_CHANGED on the client only.
 		c.q.Push(&DatagramStateChanged{SendEnabled: st.DatagramsRemote, MaxSendLength: uint16(maxLen)})
 	}
+	if c.res.transport.ResetPartialDelivery {
+		c.q.Push(&ReliableResetNegotiated{IsNegotiated: st.ResetPartial})
+	}
 	if c.server && st.TLS.DidResume {
 		// MsQuic: RESUMED comes before CONNECTED.
 		c.q.Push(&Resumed{ResumptionState: c.resumedState})
@@ -729,12 +732,13 @@ func (c *Connection) Close() error {
 		c.mu.Unlock()
 		return newErr("Connection.Close", ErrInvalidState, "connection already closed")
 	}
-	c.closed = true
-	final, owned, deciding := c.final, c.owned, c.state == connDeciding
-	c.mu.Unlock()
-	if deciding {
+	if c.state == connDeciding {
+		c.mu.Unlock()
 		return newErr("Connection.Close", ErrInvalidState, "answer NewConnection (Accept or Reject) first")
 	}
+	c.closed = true
+	final, owned := c.final, c.owned
+	c.mu.Unlock()
 	if !owned {
 		return nil
 	}
@@ -1052,6 +1056,16 @@ func (c *Connection) StreamsBlocked(bidi bool) {
 	defer c.mu.Unlock()
 	if !c.final {
 		c.q.Push(&PeerNeedsStreams{Bidirectional: bidi})
+	}
+}
+
+// StopSending implements adapter.RecorderHandler.
+func (c *Connection) StopSending(id, code uint64) {
+	c.mu.Lock()
+	s := c.byID[id]
+	c.mu.Unlock()
+	if s != nil {
+		s.peerStopSending(code)
 	}
 }
 

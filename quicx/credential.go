@@ -89,6 +89,16 @@ type loadedCredential struct {
 	tls    *tls.Config
 }
 
+// with returns a copy of the credential whose TLS template was changed by f.
+// Connections take their own copy of the template when they start, without
+// the configuration's lock, so the template itself is never modified.
+func (lc *loadedCredential) with(f func(*tls.Config)) *loadedCredential {
+	cp := *lc
+	cp.tls = lc.tls.Clone()
+	f(cp.tls)
+	return &cp
+}
+
 func (c *Credential) load(op string) (*loadedCredential, error) {
 	if c == nil {
 		return nil, newErr(op, ErrInvalidParameter, "nil credential")

@@ -282,6 +282,16 @@ func (e *PeerCertificateReceived) String() string {
 	return fmt.Sprintf("PeerCertificateReceived{subject=%q deferred=%s}", sub, statusName(e.DeferredStatus))
 }
 
+// ReliableResetNegotiated is QUIC_CONNECTION_EVENT_RELIABLE_RESET_NEGOTIATED,
+// raised before Connected when Settings.ReliableResetEnabled is set: whether
+// both sides support RESET_STREAM_AT (Stream.SetReliableOffset).
+type ReliableResetNegotiated struct{ IsNegotiated bool }
+
+func (e *ReliableResetNegotiated) String() string {
+	return fmt.Sprintf("ReliableResetNegotiated{%v}", e.IsNegotiated)
+}
+
+func (*ReliableResetNegotiated) connectionEvent()      {}
 func (*Connected) connectionEvent()                    {}
 func (*ShutdownInitiatedByTransport) connectionEvent() {}
 func (*ShutdownInitiatedByPeer) connectionEvent()      {}

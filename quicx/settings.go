@@ -190,11 +190,14 @@ const (
 	TrackPeerAddress
 	// TrackLoss: losses of stream data, needed by SendCancelOnLoss.
 	TrackLoss
-	// TrackZeroRTT: which received bytes arrived in 0-RTT packets.
+	// TrackZeroRTT would mark received bytes that arrived in 0-RTT packets
+	// (Receive0RTT, StreamOpen0RTT). quicx does not implement it yet: refused
+	// with ErrNotSupported.
 	TrackZeroRTT
 
-	// TrackAll subscribes to everything: MsQuic's full event set.
-	TrackAll = TrackAcks | TrackStreamCredit | TrackDatagrams | TrackPeerAddress | TrackLoss | TrackZeroRTT
+	// TrackAll subscribes to every event quicx derives: MsQuic's full event set
+	// (without the 0-RTT flags).
+	TrackAll = TrackAcks | TrackStreamCredit | TrackDatagrams | TrackPeerAddress | TrackLoss
 )
 
 var transportEventNames = []string{"ACKS", "STREAM_CREDIT", "DATAGRAMS", "PEER_ADDRESS", "LOSS", "ZERO_RTT"}
@@ -386,6 +389,9 @@ func (s *Settings) resolve(op string) (resolved, error) {
 		}
 	}
 
+	if s.TransportEvents&TrackZeroRTT != 0 {
+		return r, unsupported("TransportEvents", "TrackZeroRTT: quicx does not mark 0-RTT data yet")
+	}
 	if s.TransportEvents&^TrackAll != 0 {
 		return r, bad("TransportEvents", "unknown bits")
 	}

@@ -42,6 +42,7 @@ type Stream struct {
 	tracked      bool // the connection's recorder follows acknowledgements
 	multiRecv    bool
 	priority     uint16
+	prioritySet  bool   // SetPriority was called: quic-go's default applies until then
 	cancelCode   uint64 // cancel-on-loss error code
 	cancelOnLoss bool
 
@@ -411,10 +412,10 @@ func (c *Connection) forgetStream(id uint64) {
 // ---- priority ----
 
 // SetPriority is QUIC_PARAM_STREAM_PRIORITY: 0..0xFFFF, higher is sent first
-// (default 0x7FFF). quic-go has eight urgency levels, lower first, so the
-// value maps onto urgency 7 - priority/8192 (the default lands on 4, next to
-// quic-go's own default of 3); streams of equal urgency share the path
-// round-robin.
+// (default 0x7FFF). quic-go schedules by eight urgency levels, lower first, so
+// the default maps onto quic-go's default urgency 3, the values above it onto
+// 2, 1 and 0 (three equal bands), and the values below it onto 4 to 7 (bands of
+// 0x2000). Streams in the same band share the path round-robin.
 func (s *Stream) SetPriority(p uint16) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -422,6 +423,7 @@ func (s *Stream) SetPriority(p uint16) error {
 		return newErr("Stream.SetPriority", ErrInvalidState, "stream closed")
 	}
 	s.priority = p
+	s.prioritySet = true
 	if s.as != nil {
 		s.applyPriorityLocked()
 	}
@@ -435,9 +437,20 @@ func (s *Stream) Priority() uint16 {
 	return s.priority
 }
 
+// urgency maps MsQuic's priority onto quic-go's urgency.
+func urgency(p uint16) int8 {
+	switch {
+	case p == 0x7FFF:
+		return 3
+	case p > 0x7FFF:
+		return 2 - int8(min((p-0x8000)/0x2AAB, 2))
+	}
+	return 4 + int8(min((0x7FFE-p)/0x2000, 3))
+}
+
 func (s *Stream) applyPriorityLocked() {
-	if s.priority == 0x7FFF || s.as == nil || !s.canSend {
+	if !s.prioritySet || s.as == nil || !s.canSend {
 		return
 	}
-	s.as.SetPriority(int8(7-s.priority/8192), true)
+	s.as.SetPriority(urgency(s.priority), true)
 }

@@ -37,10 +37,12 @@ type sendSide struct {
 	finWritten bool // FIN handed to quic-go
 	aborted    bool // reset locally, by STOP_SENDING, or by the connection's end
 	abortCode  uint64
-	resetSent  bool // CancelWrite issued to quic-go
-	peerStop   bool // the peer sent STOP_SENDING
-	done       bool // SendShutdownComplete queued
-	offset     uint64
+	resetSent  bool   // CancelWrite issued to quic-go
+	peerStop   bool   // the peer sent STOP_SENDING
+	done       bool   // SendShutdownComplete queued
+	offset     uint64 // bytes handed to quic-go
+	accepted   uint64 // bytes of every accepted send
+	reliableAt uint64 // SetReliableOffset waiting for the writer to reach it; 0 for none
 	acked      uint64
 	finAcked   bool
 }
@@ -120,6 +122,7 @@ func (s *Stream) Send(bufs [][]byte, flags SendFlags, ctx any) error {
 func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx any) {
 	s := snd.s
 	req := &sendReq{bufs: bufs, n: total, ctx: ctx, delay: flags&SendDelaySend != 0}
+	snd.accepted += uint64(total)
 	if s.sendBuffer && snd.held == 0 && (total == 0 || snd.copied+total <= snd.budget) {
 		// Copy now; the app gets its buffers back at once. Later sends are
 		// copied only while no earlier one holds the app's buffers, so
@@ -251,6 +254,10 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			continue
 		}
 		snd.offset += uint64(req.n)
+		if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
+			as.SetReliableBoundary()
+			snd.reliableAt = 0
+		}
 		switch {
 		case req.completed:
 		case s.sendBuffer:
@@ -457,3 +464,34 @@ func (snd *sendSide) connectionEndedLocked() {
 
 // finishedLocked reports whether the send direction is done.
 func (snd *sendSide) finishedLocked() bool { return snd.done }
+
+// SetReliableOffset is QUIC_PARAM_STREAM_RELIABLE_OFFSET: a later reset still
+// delivers the stream's data up to offset (RESET_STREAM_AT), when both sides
+// negotiated it (ReliableResetNegotiated). quic-go can mark only "everything
+// written so far", so offset must be the total of the sends accepted so far:
+// quicx places the mark when its writer has handed them all to quic-go (an
+// abort before that resets without it). A smaller offset is ErrNotSupported, a
+// larger one ErrInvalidState, as is a stream aborted or not started.
+func (s *Stream) SetReliableOffset(offset uint64) error {
+	const op = "Stream.SetReliableOffset"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return newErr(op, ErrInvalidState, "stream closed")
+	case s.phase != streamStarted:
+		return newErr(op, ErrInvalidState, "stream not started")
+	case s.snd.aborted || s.snd.done:
+		return newErr(op, ErrInvalidState, "send direction shut down")
+	case offset > s.snd.accepted:
+		return newErr(op, ErrInvalidState, "offset %d beyond the %d bytes sent", offset, s.snd.accepted)
+	case offset < s.snd.accepted:
+		return newErr(op, ErrNotSupported, "quic-go marks only all the data sent so far (%d bytes)", s.snd.accepted)
+	}
+	if s.as != nil && s.snd.offset == offset && s.snd.inflight == nil {
+		s.as.SetReliableBoundary()
+		return nil
+	}
+	s.snd.reliableAt = offset
+	return nil
+}
