@@ -13,15 +13,46 @@ import (
 	"quicx.dev/quicx"
 )
 
-const sampleSynopsis = `With no flags, runs a server and a client in one process on loopback with a
-generated certificate: the client opens a stream, sends a message with FIN, the
-server echoes it and both sides shut down. Prints every object's event timeline.`
+const sampleSynopsis = `MsQuic's quicsample re-created on quicx (ALPN "sample", UDP port 4567).
+
+  quicx sample -server [-cert c.pem -key k.pem]     serve; a certificate is generated if none is given
+  quicx sample -client -target HOST [-unsecure] [-ticket HEX]
+
+The server answers each stream with 100 bytes of its own and FIN once the
+client's FIN arrived, and sends every client a resumption ticket. The client
+sends 100 bytes with FIN, prints the response and the ticket (pass it back
+with -ticket to resume), and ends when the connection goes idle.
+
+With neither -server nor -client: an in-process demo on loopback with a
+generated certificate, a stream echoed, and every object's event timeline.`
 
 func runSample(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sample", sampleSynopsis, stderr)
-	msg := fs.String("message", "hello, quicx", "the message the demo client sends")
+	msg := fs.String("message", "hello, quicx", "demo: the message the client sends")
+	server := fs.Bool("server", false, "run quicsample's server")
+	client := fs.Bool("client", false, "run quicsample's client")
+	var o sampleOptions
+	fs.UintVar(&o.port, "port", samplePort, "UDP port")
+	fs.StringVar(&o.certFile, "cert", "", "server: PEM certificate file (default: a generated certificate)")
+	fs.StringVar(&o.keyFile, "key", "", "server: PEM private key file")
+	fs.StringVar(&o.target, "target", "", "client: server host name or IP address")
+	fs.BoolVar(&o.unsecure, "unsecure", false, "client: do not validate the server's certificate")
+	fs.StringVar(&o.ticket, "ticket", "", "client: resumption ticket (hex) from an earlier run")
+	fs.DurationVar(&o.idle, "idle-timeout", time.Second, "idle timeout (quicsample uses 1s)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	switch {
+	case *server && *client:
+		fmt.Fprintln(stderr, "-server and -client exclude each other")
+		return errUsage
+	case o.port == 0 || o.port > 65535 || (o.certFile == "") != (o.keyFile == ""):
+		fmt.Fprintln(stderr, "-port must be 1 to 65535; -cert and -key go together")
+		return errUsage
+	case *server:
+		return sampleServer(ctx, o, stdout)
+	case *client:
+		return sampleClient(ctx, o, stdout)
 	}
 	return sampleDemo(ctx, *msg, stdout)
 }
