@@ -134,6 +134,31 @@ func (s *Stream) Write(p []byte) (WriteResult, error) {
 	return WriteConnError, err
 }
 
+// TryWrite writes all of p at once if flow control allows, without blocking;
+// quic-go copies p. It reports false (writing nothing) when p does not fit now
+// or a Write is in progress.
+func (s *Stream) TryWrite(p []byte) (bool, WriteResult, error) {
+	var err error
+	if s.bidi != nil {
+		err = s.bidi.TryWriteAll(p)
+	} else {
+		err = s.send.TryWriteAll(p)
+	}
+	switch {
+	case err == nil:
+		return true, WriteOK, nil
+	case errors.Is(err, quic.ErrWouldBlock):
+		return false, WriteOK, nil
+	}
+	if se, ok := streamErrOf(err); ok {
+		if se.Remote {
+			return false, WriteStopSending, err
+		}
+		return false, WriteCanceled, err
+	}
+	return false, WriteConnError, err
+}
+
 // CloseWrite queues the FIN after the data written so far.
 func (s *Stream) CloseWrite() {
 	if s.bidi != nil {

@@ -167,8 +167,8 @@ func echoConn(c *quicx.Connection) {
 
 func (p *quicxPair) close() {
 	_ = p.client.Shutdown(quicx.ShutdownNone, 0)
+	_ = p.l.Close() // ends the listener's event loop
 	p.done.Wait()
-	_ = p.l.Close()
 	for _, c := range p.cfgs {
 		_ = c.Close()
 	}

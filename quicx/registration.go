@@ -68,6 +68,8 @@ type Registration struct {
 	qlogDir  string
 	bindOpts adapter.BindOptions
 
+	slots [3]sync.Pool // receive buffers by size class: small, 64 KiB, 256 KiB
+
 	mu        sync.Mutex
 	shutdown  bool
 	shutFlags ConnectionShutdownFlags
@@ -133,6 +135,36 @@ func (r *Registration) receiveBufferSize() int {
 		return 256 << 10
 	}
 	return 64 << 10
+}
+
+// Receive buffer size classes. A stream starts with a small buffer and moves
+// to the profile's size once a read fills one: request/response streams stay
+// small, bulk streams grow at once.
+const smallReceiveBuffer = 8 << 10
+
+func slotClass(size int) int {
+	switch size {
+	case smallReceiveBuffer:
+		return 0
+	case 64 << 10:
+		return 1
+	}
+	return 2
+}
+
+// getSlot returns a receive buffer of size from the registration's pool.
+func (r *Registration) getSlot(size int) []byte {
+	if b, ok := r.slots[slotClass(size)].Get().(*[]byte); ok && len(*b) == size {
+		return *b
+	}
+	return make([]byte, size)
+}
+
+// putSlot returns a receive buffer nobody references any more.
+func (r *Registration) putSlot(b []byte) {
+	if b != nil {
+		r.slots[slotClass(len(b))].Put(&b)
+	}
 }
 
 // sendBudget is how many bytes a buffered-mode stream copies ahead of the

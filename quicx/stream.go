@@ -42,8 +42,9 @@ type Stream struct {
 	tracked      bool // the connection's recorder follows acknowledgements
 	multiRecv    bool
 	priority     uint16
-	prioritySet  bool   // SetPriority was called: quic-go's default applies until then
-	cancelCode   uint64 // cancel-on-loss error code
+	prioritySet  bool        // SetPriority was called: quic-go's default applies until then
+	stopWatch    func() bool // stops the STOP_SENDING watcher
+	cancelCode   uint64      // cancel-on-loss error code
 	cancelOnLoss bool
 
 	snd sendSide
@@ -232,7 +233,7 @@ func (s *Stream) peerAccepted() {
 func (s *Stream) watchTransportLocked() {
 	as := s.as
 	if as.CanSend() {
-		as.OnStopSending(func(code uint64, ok bool) {
+		s.stopWatch = as.OnStopSending(func(code uint64, ok bool) {
 			if ok {
 				s.peerStopSending(code)
 			}

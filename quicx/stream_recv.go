@@ -25,11 +25,12 @@ type recvSide struct {
 	s       *Stream
 	bufSize int
 
-	slots   [2][]byte
-	chunks  []chunk
-	events  [2]*Receive // reused Receive values, alternating
-	nextEv  int
-	pending *Receive // delivered, not completed
+	slots    [2][]byte
+	slotSize int // the size of the next slot allocated
+	chunks   []chunk
+	events   [2]*Receive // reused Receive values, alternating
+	nextEv   int
+	pending  *Receive // delivered, not completed
 
 	// Multi-receive mode: several Receive events outstanding, completion
 	// counted per stream.
@@ -47,6 +48,7 @@ type recvSide struct {
 	paused       bool // a partial completion paused delivery
 	reading      bool
 	readerActive atomic.Bool // reading, readable without the lock
+	finished     atomic.Bool // the FIN was read or the direction is done
 	offset       uint64      // stream offset of the first unconsumed byte
 	eof          bool        // the peer's FIN has been read
 	done         bool        // the receive direction is finished
@@ -57,6 +59,7 @@ type recvSide struct {
 
 func (r *recvSide) init(s *Stream, bufSize int) {
 	r.s, r.bufSize, r.enabled = s, bufSize, true
+	r.slotSize = min(smallReceiveBuffer, bufSize)
 	r.multi = s.multiRecv
 	r.appOwned = s.openFlags&StreamOpenAppOwnedBuffers != 0
 }
@@ -125,8 +128,9 @@ func (r *recvSide) targetLocked() ([]byte, int) {
 		return r.appBufs[0], -1
 	}
 	slot := r.slotFree()
-	if r.slots[slot] == nil {
-		r.slots[slot] = make([]byte, r.bufSize)
+	if len(r.slots[slot]) != r.slotSize {
+		r.s.conn.reg.putSlot(r.slots[slot])
+		r.slots[slot] = r.s.conn.reg.getSlot(r.slotSize)
 	}
 	return r.slots[slot], slot
 }
@@ -156,6 +160,10 @@ func (r *recvSide) run(as *adapter.Stream) {
 		}
 		if res == adapter.ReadFin {
 			r.eof = true
+			r.finished.Store(true)
+		}
+		if n == len(buf) && slot >= 0 {
+			r.slotSize = r.bufSize // a full read: this is a bulk stream
 		}
 		r.gotLocked(buf[:n], slot)
 		switch res {
@@ -277,12 +285,27 @@ func (r *recvSide) complete(ev *Receive, n uint64) {
 	}
 	if fin {
 		r.done = true
+		r.finished.Store(true)
+		r.releaseSlotsLocked()
 		s.q.Push(&PeerSendShutdown{})
 		s.maybeFinalLocked()
 		return
 	}
 	r.deliverLocked()
 	r.kickLocked()
+}
+
+// releaseSlotsLocked gives the receive buffers back to the registration's
+// pool once nothing can reference them: the direction is done and no Receive
+// is outstanding (a completed Receive's buffers belong to quicx).
+func (r *recvSide) releaseSlotsLocked() {
+	if r.pending != nil || r.reading {
+		return
+	}
+	for i := range r.slots {
+		r.s.conn.reg.putSlot(r.slots[i])
+		r.slots[i] = nil
+	}
 }
 
 // consumeLocked drops n bytes from the front of the buffered data.
@@ -407,7 +430,7 @@ func (r *recvSide) moveSlotsToAppLocked() {
 // the final size. A reset must be reported even while the reader is idle
 // (receive disabled or paused), so an idle stream is checked off the loop.
 func (r *recvSide) finalSizeKnown() {
-	if !r.readerActive.Load() {
+	if !r.readerActive.Load() && !r.finished.Load() {
 		go r.pollReset()
 	}
 }
@@ -436,6 +459,7 @@ func (r *recvSide) peerResetLocked(code uint64) {
 		return
 	}
 	r.done = true
+	r.finished.Store(true)
 	r.chunks, r.pending = r.chunks[:0], nil
 	r.s.q.Push(&PeerSendAborted{ErrorCode: code})
 }
@@ -452,6 +476,7 @@ func (r *recvSide) abortLocked(code uint64) {
 	}
 	r.stopLocked()
 	r.done = true
+	r.finished.Store(true)
 	r.chunks, r.pending = r.chunks[:0], nil
 }
 
@@ -474,6 +499,7 @@ func (r *recvSide) stopLocked() {
 // connectionEndedLocked ends the receive direction silently.
 func (r *recvSide) connectionEndedLocked() {
 	r.done = true
+	r.finished.Store(true)
 	r.chunks, r.pending = r.chunks[:0], nil
 }
 

@@ -118,11 +118,17 @@ func (s *Stream) Send(bufs [][]byte, flags SendFlags, ctx any) error {
 	return nil
 }
 
+// inlineWriteMax bounds the sends written from Send's own goroutine.
+const inlineWriteMax = 16 << 10
+
 // acceptLocked queues a validated send.
 func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx any) {
 	s := snd.s
 	req := &sendReq{bufs: bufs, n: total, ctx: ctx, delay: flags&SendDelaySend != 0}
 	snd.accepted += uint64(total)
+	if snd.tryInlineLocked(req, flags&SendFin != 0) {
+		return
+	}
 	if s.sendBuffer && snd.held == 0 && (total == 0 || snd.copied+total <= snd.budget) {
 		// Copy now; the app gets its buffers back at once. Later sends are
 		// copied only while no earlier one holds the app's buffers, so
@@ -156,6 +162,59 @@ func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx
 		snd.delayed = 0 // a FIN flushes what it follows
 	}
 	snd.kickLocked()
+}
+
+// tryInlineLocked hands a small send to quic-go at once when nothing is queued
+// ahead of it and flow control lets it through: quic-go copies the data
+// without blocking, and no writer goroutine is needed. It reports false,
+// having done nothing, when the send must go through the queue.
+func (snd *sendSide) tryInlineLocked(req *sendReq, fin bool) bool {
+	s := snd.s
+	if s.phase != streamStarted || s.as == nil || snd.writing || len(snd.queue) > 0 || snd.aborted || req.delay || req.n > inlineWriteMax {
+		return false
+	}
+	if req.n > 0 {
+		data := req.bufs[0]
+		if len(req.bufs) > 1 {
+			data = make([]byte, 0, req.n)
+			for _, b := range req.bufs {
+				data = append(data, b...)
+			}
+		}
+		if ok, _, _ := s.as.TryWrite(data); !ok {
+			return false // the writer will retry, and meet any error
+		}
+	}
+	snd.offset += uint64(req.n)
+	if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
+		s.as.SetReliableBoundary()
+		snd.reliableAt = 0
+	}
+	if s.sendBuffer {
+		req.completed = true
+		s.q.Push(&SendComplete{Context: req.ctx})
+	} else {
+		req.end = snd.offset
+		snd.ackWait = append(snd.ackWait, req)
+		snd.completeAckedLocked()
+	}
+	if fin {
+		snd.fin = true
+		snd.writeFinLocked()
+		s.maybeFinalLocked()
+	}
+	return true
+}
+
+// writeFinLocked hands the FIN to quic-go.
+func (snd *sendSide) writeFinLocked() {
+	s := snd.s
+	if s.stopWatch != nil {
+		s.stopWatch() // quicx ends the direction itself: no watcher needed
+	}
+	s.as.CloseWrite()
+	snd.finWritten = true
+	snd.maybeGracefulLocked()
 }
 
 // startedLocked runs when the stream has started: copies made before the start
@@ -211,9 +270,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 		if len(snd.queue) <= snd.delayed {
 			snd.writing = false
 			if snd.fin && !snd.finWritten && len(snd.queue) == 0 {
-				as.CloseWrite()
-				snd.finWritten = true
-				snd.maybeGracefulLocked()
+				snd.writeFinLocked()
 			}
 			s.maybeFinalLocked()
 			s.mu.Unlock()
@@ -329,6 +386,9 @@ func (snd *sendSide) abortLocked(code uint64) {
 func (snd *sendSide) resetLocked() {
 	if s := snd.s; s.as != nil && !snd.resetSent && !snd.peerStop {
 		snd.resetSent = true
+		if s.stopWatch != nil {
+			s.stopWatch()
+		}
 		s.as.CancelWrite(snd.abortCode)
 	}
 }
