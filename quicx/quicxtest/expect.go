@@ -42,6 +42,7 @@ type ExpectError struct {
 	Timeline string   // every event observed so far, one per line
 }
 
+// Error describes the failure, with the timeline.
 func (e *ExpectError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %v", e.Op, e.Err)

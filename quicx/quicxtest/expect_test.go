@@ -51,6 +51,7 @@ func TestExpectExactlyMismatchShowsTimeline(t *testing.T) {
 		&quicx.PeerNeedsStreams{},
 		&quicx.ConnectionShutdownComplete{},
 	))
+	<-w.Done() // every event observed: the timeline is complete
 	_, err := w.ExpectExactly(quicxtest.Type[*quicx.Connected](), quicxtest.Type[*quicx.ConnectionShutdownComplete]())
 	var ee *quicxtest.ExpectError
 	if !errors.As(err, &ee) || !errors.Is(err, quicxtest.ErrMismatch) {

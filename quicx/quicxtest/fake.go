@@ -99,7 +99,7 @@ func (d *Decision) RejectConnection(reason error) {
 
 // Accepted returns the configuration the connection was accepted with, if it
 // was accepted.
-func (d *Decision) Accepted() (*quicx.Configuration, bool) {
+func (d *Decision) Accepted() (cfg *quicx.Configuration, accepted bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cfg, d.cfg != nil
@@ -107,7 +107,7 @@ func (d *Decision) Accepted() (*quicx.Configuration, bool) {
 
 // Rejected returns the reason the connection was rejected with, if it was
 // rejected (Reject(nil) records a generic reason).
-func (d *Decision) Rejected() (error, bool) {
+func (d *Decision) Rejected() (reason error, rejected bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.reason, d.reason != nil

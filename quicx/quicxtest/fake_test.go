@@ -143,3 +143,21 @@ func TestFakeStream(t *testing.T) {
 		t.Error("channel not closed after End")
 	}
 }
+
+func TestDrainAnswersWhatWaits(t *testing.T) {
+	nc, decision := quicxtest.NewConnectionEvent(quicx.NewConnectionInfo{}, nil)
+	got := quicxtest.Drain(quicxtest.Feed[quicx.ListenerEvent](nc, &quicx.ListenerStopComplete{}))
+	if _, rejected := decision.Rejected(); !rejected || len(got) != 2 {
+		t.Errorf("Drain: %q, rejected %v", got, rejected)
+	}
+	pc, verdict := quicxtest.NewPeerCertificateEvent(nil, nil, nil)
+	quicxtest.Drain(quicxtest.Feed[quicx.ConnectionEvent](pc))
+	if accept, ok := verdict.Completed(); !ok || accept {
+		t.Errorf("certificate: %v %v", accept, ok)
+	}
+	r, c := quicxtest.NewReceive(0, quicx.ReceiveNone, []byte("xyz"))
+	quicxtest.Drain(quicxtest.Feed[quicx.StreamEvent](r))
+	if n, _ := c.Completed(); n != 3 {
+		t.Errorf("receive completed %d", n)
+	}
+}

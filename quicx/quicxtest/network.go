@@ -25,9 +25,12 @@ import (
 // Link is one direction of the path between two hosts. The zero Link is a
 // perfect wire: no delay, unlimited bandwidth, no loss, MTU 1500.
 //
-// Random decisions (Loss, Reorder, Duplicate) draw from a source per flow that
-// is seeded from NetworkConfig.Seed, so a seed always makes the same decisions
-// for the same sequence of packets.
+// Its random decisions (Loss, Reorder, Duplicate) are a function of
+// NetworkConfig.Seed, the flow (source and destination address), the instant
+// the packet is sent and its rank among the flow's packets sent at that
+// instant: the same seed makes the same decisions for the same packets, and
+// one packet more or less at one instant does not change the decisions of all
+// the packets after it.
 type Link struct {
 	// Latency is the one-way propagation delay.
 	Latency time.Duration
@@ -64,8 +67,8 @@ func (l Link) validate() error {
 		return errors.New("quicxtest: negative delay")
 	case l.Bandwidth < 0, l.QueueBytes < 0:
 		return errors.New("quicxtest: negative bandwidth or queue")
-	case l.MTU != 0 && l.MTU < 1280:
-		return fmt.Errorf("quicxtest: MTU %d below QUIC's minimum (1200 bytes of UDP payload)", l.MTU)
+	case l.MTU != 0 && l.MTU < 576:
+		return fmt.Errorf("quicxtest: MTU %d below IPv4's minimum of 576", l.MTU)
 	}
 	for _, p := range []float64{l.Loss, l.Reorder, l.Duplicate} {
 		if !(p >= 0 && p <= 1) {
@@ -176,7 +179,8 @@ var ErrNetworkClosed = errors.New("quicxtest: network closed")
 
 // Host returns the host called name, adding it with the next free address of
 // 10.0.0.0/8 (10.0.0.1, 10.0.0.2, … in the order hosts are added) if there is
-// none. Names are case-insensitive. It returns nil if the network is closed.
+// none. Names are case-insensitive. On a closed network it returns nil
+// instead of adding a host.
 func (n *Network) Host(name string) *Host {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -295,6 +299,13 @@ func (n *Network) linkLocked(from, to *Host) *link {
 	return l
 }
 
+// Unroutable counts the packets sent to addresses no host owns (dropped).
+func (n *Network) Unroutable() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.unrout
+}
+
 // Close stops the network: packets in flight are dropped, sockets still open
 // are closed (their readers get net.ErrClosed) and Close returns once the
 // network's own goroutines have exited. Further calls do nothing.
@@ -358,6 +369,7 @@ func (h *Host) Addrs() []netip.Addr { return append([]netip.Addr(nil), h.addrs..
 // Network returns the network the host is on.
 func (h *Host) Network() *Network { return h.net }
 
+// String returns the host's name and first address.
 func (h *Host) String() string { return fmt.Sprintf("%s(%s)", h.name, h.addrs[0]) }
 
 // ListenPacket implements quicx.Network: it binds a UDP socket on the host.

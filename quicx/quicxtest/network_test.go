@@ -226,8 +226,12 @@ func TestMTU(t *testing.T) {
 		if st := n.Stats(a, b); st.TooBig != 1 || st.Delivered != 1 {
 			t.Errorf("stats %+v", st)
 		}
-		if _, err := quicxtest.NewNetwork(quicxtest.NetworkConfig{Link: quicxtest.Link{MTU: 1000}}); err == nil {
-			t.Error("an MTU below QUIC's minimum was accepted")
+		if _, err := quicxtest.NewNetwork(quicxtest.NetworkConfig{Link: quicxtest.Link{MTU: 500}}); err == nil {
+			t.Error("an MTU below IPv4's minimum was accepted")
+		}
+		send(t, pa, netip.MustParseAddrPort("10.9.9.9:9"), "nobody has this address")
+		if got := n.Unroutable(); got != 1 {
+			t.Errorf("Unroutable() = %d", got)
 		}
 	})
 }

@@ -63,7 +63,10 @@ type Endpoint struct {
 // an in-memory network: configurations with a generated certificate, a started
 // listener, and (unless PairConfig.NoConnect) one connection, connected on
 // both sides. Close (or the test's cleanup, with NewPair) closes and drains
-// everything.
+// everything it made, and the streams the peers started. The streams a test
+// opens itself are its own: drain them (ReadAll, Drain, or a Watcher that
+// reads to the end), or their event goroutines outlive the test, which goleak
+// and testing/synctest report.
 type Pair struct {
 	Network            *Network
 	ServerHost         *Host

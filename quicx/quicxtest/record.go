@@ -50,6 +50,8 @@ type Answer struct {
 	Reason    string        `json:"reason,omitempty"`    // NewConnection: the rejection's reason or Accept's error
 }
 
+// String describes the answer: "Complete(n)", "accepted", "rejected (…)",
+// or "no answer" for a nil Answer.
 func (a *Answer) String() string {
 	switch {
 	case a == nil:
