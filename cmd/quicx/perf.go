@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -83,7 +84,7 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&f.scenario, "scenario", "all", "upload, download, rps, hps, latency or all")
 	fs.StringVar(&f.transport, "transport", "both", "quicx, quic-go, or both (client only; a server defaults to quicx)")
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "length of each timed run")
-	fs.Uint64Var(&f.bytes, "bytes", 0, "upload/download: bytes per stream (header included) instead of a timed run")
+	fs.Uint64Var(&f.bytes, "bytes", 0, "bytes per stream instead of a timed run: upload sends them (the 8-byte header included), download asks for them")
 	fs.Uint64Var(&f.request, "request", 512, "rps/latency: bytes sent per request, the 8-byte header included")
 	fs.Uint64Var(&f.response, "response", 4000, "rps/latency: bytes received per request")
 	fs.IntVar(&f.streams, "streams", 0, "parallel streams per connection (default: 100 for rps, else 1)")
@@ -91,12 +92,12 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&f.ioSize, "iosize", perfbase.DefaultIO, "bytes per send and per receive buffer")
 	fs.IntVar(&f.rounds, "rounds", 1, "runs per scenario and transport (alternating); the median is reported")
 	fs.StringVar(&f.exec, "exec", "auto", "quicx execution profile: lowlat, maxtput, or auto (secnetperf's: maxtput for upload, download and hps)")
-	fs.BoolVar(&f.events, "events", false, "quicx Settings.TransportEvents (the qlog recorder; the perf protocol needs none of its events)")
+	fs.BoolVar(&f.events, "events", false, "quicx: subscribe to every transport event (Settings.TransportEvents = TrackAll; the default, like quicx's, is none: the perf protocol needs none of them)")
 	fs.StringVar(&f.sni, "sni", "", "client: the TLS server name (default: -target)")
 	fs.StringVar(&f.certFile, "cert", "", "-server: certificate PEM file (default: a fresh self-signed certificate)")
 	fs.StringVar(&f.keyFile, "key", "", "-server: private key PEM file")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the results as JSON instead of text")
-	fs.BoolVar(&f.markdown, "markdown", false, "also print the summary as a Markdown table")
+	fs.BoolVar(&f.markdown, "markdown", false, "also print the summary as Markdown tables (to stderr with -json)")
 	fs.StringVar(&f.chart, "chart", "", "write a PNG bar chart of the summary to this file")
 	fs.BoolVar(&f.progress, "progress", true, "show a progress line on stderr during runs longer than a second")
 	fs.StringVar(&f.cpuProf, "cpuprofile", "", "write a CPU profile of the whole command to this file")
@@ -105,14 +106,14 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if f.cpuProf != "" {
-		stop, err := startCPUProfile(f.cpuProf)
+		stop, err := perfStartCPUProfile(f.cpuProf)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
 	if f.memProf != "" {
-		defer writeMemProfile(f.memProf, stderr)
+		defer perfWriteMemProfile(f.memProf, stderr)
 	}
 	bad := func(format string, a ...any) error {
 		fmt.Fprintf(stderr, "quicx perf: "+format+"\n", a...)
@@ -136,11 +137,11 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return perfServe(ctx, &f, stdout)
 	}
-	transports, err := parseTransports(f.transport)
+	transports, err := perfParseTransports(f.transport)
 	if err != nil {
 		return bad("%v", err)
 	}
-	scenarios, err := parseScenarios(f.scenario)
+	scenarios, err := perfParseScenarios(f.scenario)
 	if err != nil {
 		return bad("%v", err)
 	}
@@ -156,13 +157,13 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case f.streams < 0 || f.conns < 0:
 		return bad("-streams and -conns must not be negative")
 	}
-	if _, err := execProfile(f.exec, perfbase.RPS); err != nil {
+	if _, err := perfExecProfile(f.exec, perfbase.RPS); err != nil {
 		return bad("%v", err)
 	}
 	return perfClients(ctx, &f, scenarios, transports, stdout, stderr)
 }
 
-func parseTransports(s string) ([]string, error) {
+func perfParseTransports(s string) ([]string, error) {
 	switch s {
 	case "quicx", "quic-go":
 		return []string{s}, nil
@@ -172,7 +173,7 @@ func parseTransports(s string) ([]string, error) {
 	return nil, fmt.Errorf("unknown -transport %q (quicx, quic-go or both)", s)
 }
 
-func parseScenarios(s string) ([]perfbase.Scenario, error) {
+func perfParseScenarios(s string) ([]perfbase.Scenario, error) {
 	if s == "all" {
 		return perfbase.Scenarios, nil
 	}
@@ -187,8 +188,8 @@ func parseScenarios(s string) ([]perfbase.Scenario, error) {
 	return out, nil
 }
 
-// execProfile picks the quicx execution profile for a scenario.
-func execProfile(exec string, sc perfbase.Scenario) (quicx.ExecutionProfile, error) {
+// perfExecProfile picks the quicx execution profile for a scenario.
+func perfExecProfile(exec string, sc perfbase.Scenario) (quicx.ExecutionProfile, error) {
 	switch exec {
 	case "lowlat":
 		return quicx.ProfileLowLatency, nil
@@ -209,7 +210,7 @@ type perfServer interface {
 	Close() error
 }
 
-func startServer(transport string, addr netip.AddrPort, cert *tls.Certificate, ioSize int, opt quicxOptions) (perfServer, error) {
+func startPerfServer(transport string, addr netip.AddrPort, cert *tls.Certificate, ioSize int, opt quicxOptions) (perfServer, error) {
 	if transport == "quic-go" {
 		return perfbase.Listen(addr, *cert, perfbase.ServerSettings(), ioSize)
 	}
@@ -217,7 +218,7 @@ func startServer(transport string, addr netip.AddrPort, cert *tls.Certificate, i
 }
 
 func perfServe(ctx context.Context, f *perfFlags, stdout io.Writer) error {
-	cert, err := serverCertificate(f.certFile, f.keyFile)
+	cert, err := perfCertificate(f.certFile, f.keyFile)
 	if err != nil {
 		return err
 	}
@@ -229,11 +230,11 @@ func perfServe(ctx context.Context, f *perfFlags, stdout io.Writer) error {
 	if exec == "auto" {
 		exec = "lowlat" // secnetperf's server default
 	}
-	profile, err := execProfile(exec, "")
+	profile, err := perfExecProfile(exec, "")
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(f.transport, netip.AddrPortFrom(ip, uint16(f.port)), cert, f.ioSize, quicxOptions{profile: profile, events: f.events})
+	srv, err := startPerfServer(f.transport, netip.AddrPortFrom(ip, uint16(f.port)), cert, f.ioSize, quicxOptions{profile: profile, events: f.events})
 	if err != nil {
 		return err
 	}
@@ -242,7 +243,7 @@ func perfServe(ctx context.Context, f *perfFlags, stdout io.Writer) error {
 	return srv.Close()
 }
 
-func serverCertificate(certFile, keyFile string) (*tls.Certificate, error) {
+func perfCertificate(certFile, keyFile string) (*tls.Certificate, error) {
 	if certFile == "" && keyFile == "" {
 		return quicx.SelfSignedCertificate()
 	}
@@ -253,8 +254,8 @@ func serverCertificate(certFile, keyFile string) (*tls.Certificate, error) {
 	return &cert, nil
 }
 
-// clientConfig builds one run's configuration from the flags.
-func clientConfig(f *perfFlags, sc perfbase.Scenario, host string, port uint16) *perfbase.ClientConfig {
+// perfClientConfig builds one run's configuration from the flags.
+func perfClientConfig(f *perfFlags, sc perfbase.Scenario, host string, port uint16) *perfbase.ClientConfig {
 	cfg := &perfbase.ClientConfig{
 		Scenario:   sc,
 		Host:       host,
@@ -301,7 +302,7 @@ func perfClients(ctx context.Context, f *perfFlags, scenarios []perfbase.Scenari
 	host, port := "127.0.0.1", uint16(f.port)
 	var cert *tls.Certificate
 	if f.target != "" {
-		ip, err := resolveHost(ctx, f.target)
+		ip, err := perfResolveHost(ctx, f.target)
 		if err != nil {
 			return err
 		}
@@ -325,12 +326,12 @@ func perfClients(ctx context.Context, f *perfFlags, scenarios []perfbase.Scenari
 				}
 				runs = append(runs, res)
 				if !f.jsonOut {
-					fmt.Fprintf(stdout, "%-8s %-7s round %d  %s\n", sc, tr, round+1, describe(res))
+					fmt.Fprintf(stdout, "%-8s %-7s round %d  %s\n", sc, tr, round+1, perfDescribe(res))
 				}
 			}
 		}
 	}
-	sum := summarize(runs, scenarios, transports)
+	sum := perfSummarize(runs, scenarios, transports)
 	if f.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -339,11 +340,15 @@ func perfClients(ctx context.Context, f *perfFlags, scenarios []perfbase.Scenari
 		}
 	} else {
 		fmt.Fprintln(stdout)
-		printSummary(stdout, sum, transports)
+		printPerfSummary(stdout, sum, transports)
 	}
 	if f.markdown {
-		fmt.Fprintln(stdout)
-		printMarkdown(stdout, sum, transports)
+		md := stdout
+		if f.jsonOut {
+			md = stderr // keep stdout one JSON document
+		}
+		fmt.Fprintln(md)
+		printPerfMarkdown(md, sum, transports)
 	}
 	if f.chart != "" {
 		if err := writeChart(f.chart, sum, transports); err != nil {
@@ -353,7 +358,7 @@ func perfClients(ctx context.Context, f *perfFlags, scenarios []perfbase.Scenari
 	return nil
 }
 
-func resolveHost(ctx context.Context, host string) (netip.Addr, error) {
+func perfResolveHost(ctx context.Context, host string) (netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return ip.Unmap(), nil
 	}
@@ -370,20 +375,20 @@ func resolveHost(ctx context.Context, host string) (netip.Addr, error) {
 // perfRun runs one scenario once on one transport, with an in-process server
 // when there is no target.
 func perfRun(ctx context.Context, f *perfFlags, sc perfbase.Scenario, transport, host string, port uint16, cert *tls.Certificate, stderr io.Writer) (*perfbase.Result, error) {
-	profile, err := execProfile(f.exec, sc)
+	profile, err := perfExecProfile(f.exec, sc)
 	if err != nil {
 		return nil, err
 	}
 	opt := quicxOptions{profile: profile, events: f.events}
 	if cert != nil {
-		srv, err := startServer(transport, netip.MustParseAddrPort("127.0.0.1:0"), cert, f.ioSize, opt)
+		srv, err := startPerfServer(transport, netip.MustParseAddrPort("127.0.0.1:0"), cert, f.ioSize, opt)
 		if err != nil {
 			return nil, err
 		}
 		defer srv.Close()
 		port = srv.Addr().Port()
 	}
-	cfg := clientConfig(f, sc, host, port)
+	cfg := perfClientConfig(f, sc, host, port)
 	cfg.Progress = &perfbase.Progress{}
 	var client perfbase.Client
 	if transport == "quic-go" {
@@ -394,12 +399,29 @@ func perfRun(ctx context.Context, f *perfFlags, sc perfbase.Scenario, transport,
 		}
 	}
 	runtime.GC() // every run starts from a collected heap
+	var before, after runtime.MemStats
+	created := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(created)
+	goBefore := created[0].Value
+	cpuBefore := perfProcessCPU()
+	runtime.ReadMemStats(&before)
 	stop := func() {}
 	if f.progress && (cfg.Bytes == 0 && cfg.Duration > time.Second) {
 		stop = showProgress(stderr, fmt.Sprintf("%s %s", transport, sc), cfg)
 	}
 	res, err := perfbase.Run(ctx, transport, client, cfg)
 	stop()
+	runtime.ReadMemStats(&after)
+	cpu := perfProcessCPU() - cpuBefore
+	metrics.Read(created)
+	if res != nil {
+		res.AllocBytes = after.TotalAlloc - before.TotalAlloc
+		res.Allocs = after.Mallocs - before.Mallocs
+		res.CPU = cpu
+		if goBefore.Kind() == metrics.KindUint64 && created[0].Value.Kind() == metrics.KindUint64 {
+			res.Goroutines = created[0].Value.Uint64() - goBefore.Uint64()
+		}
+	}
 	return res, errors.Join(err, client.Close())
 }
 
@@ -444,23 +466,40 @@ func showProgress(w io.Writer, label string, cfg *perfbase.ClientConfig) (stop f
 	}
 }
 
-// describe renders one run's result.
-func describe(r *perfbase.Result) string {
+// perfDescribe renders one run's result.
+func perfDescribe(r *perfbase.Result) string {
+	return perfDescribeValue(r) + perfCostLine(r)
+}
+
+// perfCostLine renders the run's costs per unit of work.
+func perfCostLine(r *perfbase.Result) string {
+	if r.Ops() <= 0 || r.Allocs == 0 {
+		return ""
+	}
+	c := r.PerOp()
+	return fmt.Sprintf("  [per %s: %.1f µs CPU, %.0f B in %.1f allocs, %.2f goroutines]", r.Scenario.OpName(), c.CPU, c.AllocBytes, c.Allocs, c.Goroutines)
+}
+
+func perfDescribeValue(r *perfbase.Result) string {
 	secs := r.Elapsed.Seconds()
 	switch r.Scenario {
 	case perfbase.Upload, perfbase.Download:
 		return fmt.Sprintf("%8.3f Gbit/s  (%d bytes in %.3f s)", r.Value(), r.Bytes, secs)
 	case perfbase.RPS:
-		return fmt.Sprintf("%8.0f req/s   (%d requests in %.3f s; %s)", r.Value(), r.Requests, secs, latencyLine(r.Latency))
+		return fmt.Sprintf("%8.0f req/s   (%d requests in %.3f s; %s)", r.Value(), r.Requests, secs, perfLatencyLine(r.Latency))
 	case perfbase.HPS:
-		return fmt.Sprintf("%8.0f hs/s    (%d handshakes in %.3f s)", r.Value(), r.Handshakes, secs)
+		failed := ""
+		if r.Failures > 0 {
+			failed = fmt.Sprintf(", %d failed, the last with %q", r.Failures, r.LastError)
+		}
+		return fmt.Sprintf("%8.0f hs/s    (%d handshakes in %.3f s%s)", r.Value(), r.Handshakes, secs, failed)
 	case perfbase.Latency:
-		return fmt.Sprintf("%8.1f µs p50  (%d requests in %.3f s; %s)", r.Value(), r.Requests, secs, latencyLine(r.Latency))
+		return fmt.Sprintf("%8.1f µs p50  (%d requests in %.3f s; %s)", r.Value(), r.Requests, secs, perfLatencyLine(r.Latency))
 	}
 	return ""
 }
 
-func latencyLine(l *perfbase.LatencyStats) string {
+func perfLatencyLine(l *perfbase.LatencyStats) string {
 	if l == nil {
 		return "no latency samples"
 	}
@@ -471,24 +510,32 @@ func latencyLine(l *perfbase.LatencyStats) string {
 // perfReport is the -json output.
 type perfReport struct {
 	Runs    []*perfbase.Result `json:"runs"`
-	Summary []summaryRow       `json:"summary"`
+	Summary []perfSummaryRow   `json:"summary"`
 }
 
-// summaryRow is one scenario's median per transport and the ratio.
-type summaryRow struct {
-	Scenario perfbase.Scenario      `json:"scenario"`
-	Unit     string                 `json:"unit"`
-	Values   map[string]float64     `json:"values"`            // transport → median Value
-	Latency  map[string]*latencyMed `json:"latency,omitempty"` // transport → median latency figures (µs)
-	Ratio    float64                `json:"ratio,omitempty"`   // quicx against quic-go, above 1 better
+// perfSummaryRow is one scenario's median per transport and the ratio.
+type perfSummaryRow struct {
+	Scenario perfbase.Scenario          `json:"scenario"`
+	Unit     string                     `json:"unit"`
+	Values   map[string]float64         `json:"values"`            // transport → median Value
+	Latency  map[string]*perfLatencyMed `json:"latency,omitempty"` // transport → median latency figures (µs)
+	Costs    map[string]perfbase.Costs  `json:"costs"`             // transport → median costs per unit of work
+	Ratio    float64                    `json:"ratio,omitempty"`   // quicx against quic-go, above 1 better
+	// RatioMin and RatioMax are the lowest and highest ratio of one round's
+	// pair of runs: how much the machine drifted during the measurement.
+	RatioMin float64 `json:"ratio_min,omitempty"`
+	RatioMax float64 `json:"ratio_max,omitempty"`
+	// CPURatio is quic-go's CPU time per unit of work over quicx's: the same
+	// comparison in CPU efficiency, far less sensitive to a busy machine.
+	CPURatio float64 `json:"cpu_ratio,omitempty"`
 }
 
-// latencyMed are the medians over the rounds of each latency percentile, in µs.
-type latencyMed struct {
+// perfLatencyMed are the medians over the rounds of each latency percentile, in µs.
+type perfLatencyMed struct {
 	P50, P90, P99, P999, Max float64
 }
 
-func median(v []float64) float64 {
+func perfMedian(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
 	}
@@ -500,56 +547,91 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func summarize(runs []*perfbase.Result, scenarios []perfbase.Scenario, transports []string) []summaryRow {
-	var rows []summaryRow
+func perfSummarize(runs []*perfbase.Result, scenarios []perfbase.Scenario, transports []string) []perfSummaryRow {
+	var rows []perfSummaryRow
 	for _, sc := range scenarios {
-		row := summaryRow{Scenario: sc, Unit: sc.Unit(), Values: map[string]float64{}}
+		row := perfSummaryRow{Scenario: sc, Unit: sc.Unit(), Values: map[string]float64{}, Costs: map[string]perfbase.Costs{}}
 		for _, tr := range transports {
 			var vals []float64
+			var costs [4][]float64
 			var lat [5][]float64
 			for _, r := range runs {
 				if r.Scenario != sc || r.Transport != tr {
 					continue
 				}
 				vals = append(vals, r.Value())
+				c := r.PerOp()
+				for i, v := range []float64{c.CPU, c.AllocBytes, c.Allocs, c.Goroutines} {
+					costs[i] = append(costs[i], v)
+				}
 				if l := r.Latency; l != nil {
 					for i, d := range []time.Duration{l.P50, l.P90, l.P99, l.P999, l.Max} {
 						lat[i] = append(lat[i], float64(d)/1e3)
 					}
 				}
 			}
-			row.Values[tr] = median(vals)
+			row.Values[tr] = perfMedian(vals)
+			row.Costs[tr] = perfbase.Costs{CPU: perfMedian(costs[0]), AllocBytes: perfMedian(costs[1]), Allocs: perfMedian(costs[2]), Goroutines: perfMedian(costs[3])}
 			if len(lat[0]) > 0 {
 				if row.Latency == nil {
-					row.Latency = map[string]*latencyMed{}
+					row.Latency = map[string]*perfLatencyMed{}
 				}
-				row.Latency[tr] = &latencyMed{median(lat[0]), median(lat[1]), median(lat[2]), median(lat[3]), median(lat[4])}
+				row.Latency[tr] = &perfLatencyMed{perfMedian(lat[0]), perfMedian(lat[1]), perfMedian(lat[2]), perfMedian(lat[3]), perfMedian(lat[4])}
 			}
 		}
 		if len(transports) == 2 {
 			row.Ratio = perfbase.Ratio(sc, row.Values["quicx"], row.Values["quic-go"])
+			row.RatioMin, row.RatioMax = perfRoundRatios(runs, sc)
+			if qx := row.Costs["quicx"].CPU; qx > 0 {
+				row.CPURatio = row.Costs["quic-go"].CPU / qx
+			}
 		}
 		rows = append(rows, row)
 	}
 	return rows
 }
 
-func printSummary(w io.Writer, rows []summaryRow, transports []string) {
+// perfRoundRatios pairs the i-th quicx run of sc with its i-th quic-go run and
+// returns the smallest and largest of those ratios.
+func perfRoundRatios(runs []*perfbase.Result, sc perfbase.Scenario) (lo, hi float64) {
+	var qx, qg []float64
+	for _, r := range runs {
+		switch {
+		case r.Scenario != sc:
+		case r.Transport == "quicx":
+			qx = append(qx, r.Value())
+		case r.Transport == "quic-go":
+			qg = append(qg, r.Value())
+		}
+	}
+	for i := range min(len(qx), len(qg)) {
+		v := perfbase.Ratio(sc, qx[i], qg[i])
+		if i == 0 || v < lo {
+			lo = v
+		}
+		if i == 0 || v > hi {
+			hi = v
+		}
+	}
+	return lo, hi
+}
+
+func printPerfSummary(w io.Writer, rows []perfSummaryRow, transports []string) {
 	fmt.Fprintf(w, "%-9s %-7s", "scenario", "unit")
 	for _, tr := range transports {
 		fmt.Fprintf(w, " %12s", tr)
 	}
 	if len(transports) == 2 {
-		fmt.Fprintf(w, " %7s", "ratio")
+		fmt.Fprintf(w, " %7s  %-15s %s", "ratio", "per-round range", "CPU ratio")
 	}
 	fmt.Fprintln(w)
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-9s %-7s", r.Scenario, r.Unit)
 		for _, tr := range transports {
-			fmt.Fprintf(w, " %12s", formatValue(r.Scenario, r.Values[tr]))
+			fmt.Fprintf(w, " %12s", perfFormatValue(r.Scenario, r.Values[tr]))
 		}
 		if len(transports) == 2 {
-			fmt.Fprintf(w, " %7.3f", r.Ratio)
+			fmt.Fprintf(w, " %7.3f  %.3f–%.3f     %.3f", r.Ratio, r.RatioMin, r.RatioMax, r.CPURatio)
 		}
 		fmt.Fprintln(w)
 		for _, tr := range transports {
@@ -557,10 +639,15 @@ func printSummary(w io.Writer, rows []summaryRow, transports []string) {
 				fmt.Fprintf(w, "  %-7s latency µs: p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n", tr, l.P50, l.P90, l.P99, l.P999, l.Max)
 			}
 		}
+		for _, tr := range transports {
+			if c := r.Costs[tr]; c.Allocs > 0 {
+				fmt.Fprintf(w, "  %-7s per %s: %.1f µs CPU, %.0f B in %.1f allocs, %.2f goroutines\n", tr, r.Scenario.OpName(), c.CPU, c.AllocBytes, c.Allocs, c.Goroutines)
+			}
+		}
 	}
 }
 
-func formatValue(sc perfbase.Scenario, v float64) string {
+func perfFormatValue(sc perfbase.Scenario, v float64) string {
 	switch sc {
 	case perfbase.Upload, perfbase.Download:
 		return fmt.Sprintf("%.3f", v)
@@ -570,35 +657,53 @@ func formatValue(sc perfbase.Scenario, v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-func printMarkdown(w io.Writer, rows []summaryRow, transports []string) {
+func printPerfMarkdown(w io.Writer, rows []perfSummaryRow, transports []string) {
 	fmt.Fprintf(w, "| scenario | unit |")
 	for _, tr := range transports {
 		fmt.Fprintf(w, " %s |", tr)
 	}
 	if len(transports) == 2 {
-		fmt.Fprintf(w, " ratio |")
+		fmt.Fprintf(w, " ratio | per-round range | CPU ratio |")
 	}
-	fmt.Fprintf(w, "\n|---|---|%s\n", strings.Repeat("---:|", len(transports)+btoi(len(transports) == 2)))
+	fmt.Fprintf(w, "\n|---|---|%s\n", strings.Repeat("---:|", len(transports)+3*perfBtoi(len(transports) == 2)))
 	for _, r := range rows {
 		fmt.Fprintf(w, "| %s | %s |", r.Scenario, r.Unit)
 		for _, tr := range transports {
-			fmt.Fprintf(w, " %s |", formatValue(r.Scenario, r.Values[tr]))
+			fmt.Fprintf(w, " %s |", perfFormatValue(r.Scenario, r.Values[tr]))
 		}
 		if len(transports) == 2 {
-			fmt.Fprintf(w, " %.3f |", r.Ratio)
+			fmt.Fprintf(w, " %.3f | %.3f–%.3f | %.3f |", r.Ratio, r.RatioMin, r.RatioMax, r.CPURatio)
 		}
 		fmt.Fprintln(w)
 	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | per | transport | CPU µs | heap bytes | allocs | goroutines created |")
+	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|")
+	for _, r := range rows {
+		for _, tr := range transports {
+			c := r.Costs[tr]
+			fmt.Fprintf(w, "| %s | %s | %s | %.1f | %.0f | %.1f | %.2f |\n", r.Scenario, r.Scenario.OpName(), tr, c.CPU, c.AllocBytes, c.Allocs, c.Goroutines)
+		}
+	}
+	for _, r := range rows {
+		for _, tr := range transports {
+			if l := r.Latency[tr]; l != nil {
+				if r.Scenario == perfbase.RPS || r.Scenario == perfbase.Latency {
+					fmt.Fprintf(w, "\n%s %s latency µs: p50 %.0f, p90 %.0f, p99 %.0f, p99.9 %.0f, max %.0f\n", r.Scenario, tr, l.P50, l.P90, l.P99, l.P999, l.Max)
+				}
+			}
+		}
+	}
 }
 
-func btoi(b bool) int {
+func perfBtoi(b bool) int {
 	if b {
 		return 1
 	}
 	return 0
 }
 
-func startCPUProfile(path string) (stop func(), err error) {
+func perfStartCPUProfile(path string) (stop func(), err error) {
 	out, err := os.Create(path)
 	if err != nil {
 		return nil, err
@@ -613,7 +718,7 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}, nil
 }
 
-func writeMemProfile(path string, stderr io.Writer) {
+func perfWriteMemProfile(path string, stderr io.Writer) {
 	out, err := os.Create(path)
 	if err == nil {
 		err = errors.Join(pprof.Lookup("allocs").WriteTo(out, 0), out.Close())

@@ -13,15 +13,15 @@ import (
 	"quicx.dev/quicx"
 )
 
-// sendDepth is how many sends a perf stream keeps queued in quicx, so that
+// perfSendDepth is how many sends a perf stream keeps queued in quicx, so that
 // quicx's writer always has the next buffer when it finishes one.
-const sendDepth = 4
+const perfSendDepth = 4
 
 // quicxSettings translates the shared perf settings into quicx's.
 func quicxSettings(s perfbase.Settings, events bool) *quicx.Settings {
-	te := quicx.Off
+	var te quicx.TransportEvents // quicx's default: none
 	if events {
-		te = quicx.On
+		te = quicx.TrackAll
 	}
 	return &quicx.Settings{
 		HandshakeIdleTimeout:    s.Handshake,
@@ -138,7 +138,7 @@ func (s *quicxServer) serveConn(c *quicx.Connection) {
 			if e.Flags&quicx.StreamOpenUnidirectional != 0 {
 				// secnetperf aborts unidirectional streams.
 				_ = e.Stream.Shutdown(quicx.StreamShutdownAbortReceive, 0)
-				s.wg.Go(func() { drainStream(e.Stream) })
+				s.wg.Go(func() { perfDrainStream(e.Stream) })
 				continue
 			}
 			s.wg.Go(func() { s.serveStream(e.Stream) })
@@ -148,8 +148,8 @@ func (s *quicxServer) serveConn(c *quicx.Connection) {
 	}
 }
 
-// drainStream reads a stream's events until its final one and closes it.
-func drainStream(st *quicx.Stream) {
+// perfDrainStream reads a stream's events until its final one and closes it.
+func perfDrainStream(st *quicx.Stream) {
 	for ev := range st.Events() {
 		switch e := ev.(type) {
 		case *quicx.Receive:
@@ -162,7 +162,7 @@ func drainStream(st *quicx.Stream) {
 
 // serveStream answers one request, as MsQuic's perf server does: the response
 // length comes from the first 8 bytes, the upload is consumed, and after the
-// client's FIN the response is sent with up to sendDepth sends outstanding.
+// client's FIN the response is sent with up to perfSendDepth sends outstanding.
 func (s *quicxServer) serveStream(st *quicx.Stream) {
 	var (
 		hdr         perfbase.HeaderParser
@@ -170,7 +170,7 @@ func (s *quicxServer) serveStream(st *quicx.Stream) {
 		outstanding int
 	)
 	send := func() {
-		for remaining > 0 && outstanding < sendDepth {
+		for remaining > 0 && outstanding < perfSendDepth {
 			bufs, flags, n := s.full, quicx.SendNone, uint64(len(s.resp))
 			if remaining != perfbase.Unbounded && remaining <= n {
 				bufs, flags, n = [][]byte{s.resp[:remaining]}, quicx.SendFin, remaining
@@ -369,8 +369,8 @@ func (qc *quicxConn) Close() error {
 	return err
 }
 
-// streamError turns the events that end a perf stream early into an error.
-func streamError(ev quicx.StreamEvent) error {
+// perfStreamError turns the events that end a perf stream early into an error.
+func perfStreamError(ev quicx.StreamEvent) error {
 	switch e := ev.(type) {
 	case *quicx.StartComplete:
 		if e.Status != nil {
@@ -382,20 +382,20 @@ func streamError(ev quicx.StreamEvent) error {
 		return fmt.Errorf("the server stopped reading, code %#x", e.ErrorCode)
 	case *quicx.StreamShutdownComplete:
 		if e.ConnectionShutdown {
-			return fmt.Errorf("the connection ended: %w", errOrAborted(e.ConnectionCloseStatus))
+			return fmt.Errorf("the connection ended: %w", perfErrOrAborted(e.ConnectionCloseStatus))
 		}
 	}
 	return nil
 }
 
-func errOrAborted(err error) error {
+func perfErrOrAborted(err error) error {
 	if err == nil {
 		return quicx.ErrAborted
 	}
 	return err
 }
 
-// Upload implements perfbase.Conn: keep sendDepth sends of the shared payload
+// Upload implements perfbase.Conn: keep perfSendDepth sends of the shared payload
 // queued; at the end (n bytes, or the deadline) send FIN and wait for the
 // server's FIN.
 func (qc *quicxConn) Upload(ctx context.Context, n uint64, until time.Time, p *perfbase.Progress) (uint64, error) {
@@ -412,7 +412,7 @@ func (qc *quicxConn) Upload(ctx context.Context, n uint64, until time.Time, p *p
 	)
 	hdr := make([]byte, perfbase.HeaderLen) // response length 0
 	send := func() {
-		for !finQueued && outstanding < sendDepth {
+		for !finQueued && outstanding < perfSendDepth {
 			size := uint64(len(payload))
 			if n > 0 {
 				size = min(size, n-sent)
@@ -461,7 +461,7 @@ func (qc *quicxConn) Upload(ctx context.Context, n uint64, until time.Time, p *p
 			case *quicx.StreamShutdownComplete:
 				_ = st.Close()
 			}
-			if err := streamError(ev); err != nil && fail == nil {
+			if err := perfStreamError(ev); err != nil && fail == nil {
 				fail = err
 				_ = st.Shutdown(quicx.StreamShutdownAbort, 0)
 			}
@@ -536,7 +536,7 @@ func (qc *quicxConn) Download(ctx context.Context, n uint64, until time.Time, p 
 			case *quicx.StreamShutdownComplete:
 				_ = st.Close()
 			}
-			if err := streamError(ev); err != nil && fail == nil && !stopped {
+			if err := perfStreamError(ev); err != nil && fail == nil && !stopped {
 				fail = err
 				_ = st.Shutdown(quicx.StreamShutdownAbort, 0)
 			}
@@ -595,7 +595,7 @@ func (qc *quicxConn) Request(ctx context.Context, req []byte, respLen uint64) (t
 			case *quicx.StreamShutdownComplete:
 				_ = st.Close()
 			}
-			if err := streamError(ev); err != nil && fail == nil {
+			if err := perfStreamError(ev); err != nil && fail == nil {
 				fail = err
 				_ = st.Shutdown(quicx.StreamShutdownAbort, 0)
 			}

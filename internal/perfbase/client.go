@@ -22,6 +22,7 @@ type QUICGoClient struct {
 	quic    *quic.Config
 	payload []byte
 	bufs    sync.Pool // response buffers of Request, shared by its many streams
+	ioBufs  sync.Pool // IOSize receive buffers of Upload and Download
 }
 
 // NewQUICGoClient prepares a quic-go client for cfg. Like secnetperf's client
@@ -38,6 +39,7 @@ func NewQUICGoClient(cfg *ClientConfig) *QUICGoClient {
 		quic:    cfg.Settings.QUICConfig(),
 		payload: Payload(max(cfg.IOSize, HeaderLen)),
 		bufs:    sync.Pool{New: func() any { b := make([]byte, 4096); return &b }},
+		ioBufs:  sync.Pool{New: func() any { b := make([]byte, max(cfg.IOSize, HeaderLen)); return &b }},
 	}
 }
 
@@ -48,7 +50,7 @@ func (c *QUICGoClient) Connect(ctx context.Context) (Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &quicGoConn{c: c, qc: qc, buf: make([]byte, max(c.cfg.IOSize, HeaderLen))}, nil
+	return &quicGoConn{c: c, qc: qc}, nil
 }
 
 // Handshake implements Client.
@@ -64,9 +66,8 @@ func (c *QUICGoClient) Handshake(ctx context.Context) (bool, error) {
 func (c *QUICGoClient) Close() error { return nil }
 
 type quicGoConn struct {
-	c   *QUICGoClient
-	qc  *quic.Conn
-	buf []byte // the receive buffer of Upload and Download (one stream at a time)
+	c  *QUICGoClient
+	qc *quic.Conn
 }
 
 func (cn *quicGoConn) Close() error { return cn.qc.CloseWithError(0, "") }
@@ -103,7 +104,9 @@ func (cn *quicGoConn) Upload(ctx context.Context, n uint64, until time.Time, p *
 		return sent, err
 	}
 	// The server answers the FIN with its own (response length 0).
-	if err := drain(str, cn.buf); err != nil {
+	bp := cn.c.ioBufs.Get().(*[]byte)
+	defer cn.c.ioBufs.Put(bp)
+	if err := drain(str, *bp); err != nil {
 		return sent, err
 	}
 	return sent, nil
@@ -128,9 +131,11 @@ func (cn *quicGoConn) Download(ctx context.Context, n uint64, until time.Time, p
 	if !until.IsZero() {
 		_ = str.SetReadDeadline(until)
 	}
+	bp := cn.c.ioBufs.Get().(*[]byte)
+	defer cn.c.ioBufs.Put(bp)
 	var got uint64
 	for {
-		m, err := str.Read(cn.buf)
+		m, err := str.Read(*bp)
 		got += uint64(m)
 		p.Bytes.Add(uint64(m))
 		switch {

@@ -200,57 +200,68 @@ func runRequests(ctx context.Context, c Client, cfg *ClientConfig, res *Result) 
 	return ctx.Err()
 }
 
+// maxFailures is how many failed handshakes a hps run tolerates before it
+// gives up, unless more handshakes succeeded (a loaded server may refuse one
+// now and then; secnetperf, too, counts only the handshakes that completed).
+const maxFailures = 100
+
 // runHandshakes runs cfg.Conns dialers for the duration, each completing one
-// handshake after another.
+// handshake after another. Failed handshakes are counted, not fatal.
 func runHandshakes(ctx context.Context, c Client, cfg *ClientConfig, res *Result) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		mu    sync.Mutex
-		count uint64
-		errs  []error
-		wg    sync.WaitGroup
+		mu       sync.Mutex
+		count    uint64
+		failures uint64
+		lastErr  error
+		wg       sync.WaitGroup
 	)
 	start := time.Now()
 	end := start.Add(cfg.Duration)
 	for range max(cfg.Conns, 1) {
 		wg.Go(func() {
-			var n uint64
-			var ferr error
 			for runCtx.Err() == nil {
 				ok, err := c.Handshake(runCtx)
-				if time.Now().After(end) {
-					break
+				if time.Now().After(end) || runCtx.Err() != nil {
+					return
 				}
-				if err != nil {
-					ferr = err
-					break
-				}
+				mu.Lock()
 				if ok {
-					n++
+					count++
 					cfg.Progress.Handshakes.Add(1)
 				}
+				if err != nil {
+					failures++
+					lastErr = err
+				}
+				giveUp := failures > maxFailures && failures > count
+				mu.Unlock()
+				if giveUp {
+					cancel()
+					return
+				}
 			}
-			mu.Lock()
-			count += n
-			if ferr != nil && runCtx.Err() == nil {
-				errs = append(errs, ferr)
-			}
-			mu.Unlock()
 		})
 	}
 	timer := time.NewTimer(cfg.Duration)
 	select {
 	case <-timer.C:
-	case <-ctx.Done():
+	case <-runCtx.Done():
 		timer.Stop()
 	}
 	res.Elapsed = time.Since(start)
 	cancel()
 	wg.Wait()
-	res.Handshakes = count
-	if err := errors.Join(errs...); err != nil {
-		return err
+	res.Handshakes, res.Failures = count, failures
+	if lastErr != nil {
+		res.LastError = lastErr.Error()
 	}
-	return ctx.Err()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case count == 0 && lastErr != nil, failures > maxFailures && failures > count:
+		return fmt.Errorf("%d of %d handshakes failed, the last with: %w", failures, count+failures, lastErr)
+	}
+	return nil
 }

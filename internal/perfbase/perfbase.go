@@ -144,7 +144,65 @@ type Result struct {
 	Bytes      uint64        `json:"bytes,omitempty"`
 	Requests   uint64        `json:"requests,omitempty"`
 	Handshakes uint64        `json:"handshakes,omitempty"`
+	Failures   uint64        `json:"failures,omitempty"`   // hps: handshakes that failed
+	LastError  string        `json:"last_error,omitempty"` // hps: why the last failed handshake failed
 	Latency    *LatencyStats `json:"latency,omitempty"`
+	// AllocBytes and Allocs are the process's heap allocations during the run
+	// (the in-process server's included when there is one), filled in by the
+	// caller of Run.
+	AllocBytes uint64 `json:"alloc_bytes,omitempty"`
+	Allocs     uint64 `json:"allocs,omitempty"`
+	// Goroutines is how many goroutines the process created during the run and
+	// CPU the CPU time (user and system) it used, filled in like AllocBytes.
+	Goroutines uint64        `json:"goroutines_created,omitempty"`
+	CPU        time.Duration `json:"cpu_ns,omitempty"`
+}
+
+// Costs are a run's costs per unit of work (Ops).
+type Costs struct {
+	AllocBytes float64 `json:"alloc_bytes"`
+	Allocs     float64 `json:"allocs"`
+	Goroutines float64 `json:"goroutines"`
+	CPU        float64 `json:"cpu_us"` // microseconds
+}
+
+// PerOp returns the run's costs per unit of work (zero without work).
+func (r *Result) PerOp() Costs {
+	ops := r.Ops()
+	if ops <= 0 {
+		return Costs{}
+	}
+	return Costs{
+		AllocBytes: float64(r.AllocBytes) / ops,
+		Allocs:     float64(r.Allocs) / ops,
+		Goroutines: float64(r.Goroutines) / ops,
+		CPU:        float64(r.CPU) / 1e3 / ops,
+	}
+}
+
+// Ops is the number of units the scenario did: MB moved for upload and
+// download, requests for rps and latency, handshakes for hps.
+func (r *Result) Ops() float64 {
+	switch r.Scenario {
+	case Upload, Download:
+		return float64(r.Bytes) / 1e6
+	case RPS, Latency:
+		return float64(r.Requests)
+	case HPS:
+		return float64(r.Handshakes)
+	}
+	return 0
+}
+
+// OpName names the unit of Ops.
+func (s Scenario) OpName() string {
+	switch s {
+	case Upload, Download:
+		return "MB"
+	case HPS:
+		return "handshake"
+	}
+	return "request"
 }
 
 // Value is the scenario's headline figure: Gbit/s for upload and download,
