@@ -36,8 +36,13 @@ type fixture struct {
 type fixtureOption func(*fixtureOptions)
 
 type fixtureOptions struct {
-	reg    quicx.RegistrationConfig
-	reject bool
+	reg          quicx.RegistrationConfig
+	beforeAccept func(*quicx.NewConnection)
+}
+
+// withBeforeAccept runs f on each NewConnection before it is accepted.
+func withBeforeAccept(f func(*quicx.NewConnection)) fixtureOption {
+	return func(o *fixtureOptions) { o.beforeAccept = f }
 }
 
 func withRegistration(c quicx.RegistrationConfig) fixtureOption {
@@ -88,6 +93,9 @@ func newFixture(t *testing.T, settings quicx.Settings, opts ...fixtureOption) *f
 			f.lnEvents = append(f.lnEvents, ev)
 			f.mu.Unlock()
 			if nc, ok := ev.(*quicx.NewConnection); ok {
+				if o.beforeAccept != nil {
+					o.beforeAccept(nc)
+				}
 				if err := nc.Accept(f.serverCfg); err != nil {
 					t.Errorf("accept: %v", err)
 					nc.Reject(err)

@@ -10,11 +10,15 @@ import (
 // A client stores the ticket of its first connection and resumes with it:
 // the server's app data comes back in Resumed, before Connected.
 func TestResumption(t *testing.T) {
-	f := newFixture(t, quicx.Settings{ServerResumptionLevel: quicx.ServerResumeOnly})
-	// The server puts app data into the ticket before the handshake completes.
+	// The server puts app data into the ticket before accepting: the handshake,
+	// which issues the ticket, cannot complete before.
+	ticketErrs := make(chan error, 2)
+	f := newFixture(t, quicx.Settings{ServerResumptionLevel: quicx.ServerResumeOnly}, withBeforeAccept(func(nc *quicx.NewConnection) {
+		ticketErrs <- nc.Connection.SendResumptionTicket(quicx.SendResumptionNone, []byte("user=42"))
+	}))
 	first := f.dial()
 	s1 := f.serverConn()
-	must(t, s1.SendResumptionTicket(quicx.SendResumptionNone, []byte("user=42")))
+	must(t, <-ticketErrs)
 	expectNext[*quicx.DatagramStateChanged](t, first.Events())
 	c1 := expectNext[*quicx.Connected](t, first.Events())
 	if c1.SessionResumed {
@@ -35,6 +39,7 @@ func TestResumption(t *testing.T) {
 	must(t, second.SetResumptionTicket(ticket.ResumptionTicket))
 	must(t, second.Start(f.clientCfg, quicx.AddressFamilyINET, "127.0.0.1", f.addr.Port()))
 	s2 := f.serverConn()
+	must(t, <-ticketErrs)
 	expectNext[*quicx.DatagramStateChanged](t, second.Events())
 	if c := expectNext[*quicx.Connected](t, second.Events()); !c.SessionResumed {
 		t.Errorf("%v", c)

@@ -780,10 +780,12 @@ const (
 //
 // quic-go issues exactly one ticket per connection, automatically, when the
 // handshake completes, and the app cannot make it send another. So call
-// SendResumptionTicket before Connected — right after NewConnection.Accept —
-// to put appData into that ticket; afterwards the ticket is gone and the call
-// returns ErrNotSupported. SendResumptionFinal changes nothing: no ticket
-// follows the first.
+// SendResumptionTicket on the NewConnection's connection before Accept: the
+// handshake cannot complete before, so the data is sure to go into that ticket
+// (it is used only if the accepting configuration enables resumption). Later
+// calls work only while the ticket is not issued yet, which is a race with the
+// handshake; once it is issued the call returns ErrNotSupported.
+// SendResumptionFinal changes nothing: no ticket follows the first.
 func (c *Connection) SendResumptionTicket(flags SendResumptionFlags, appData []byte) error {
 	const op = "Connection.SendResumptionTicket"
 	switch {
@@ -802,7 +804,9 @@ func (c *Connection) SendResumptionTicket(flags SendResumptionFlags, appData []b
 	case c.end != nil:
 		return newErr(op, ErrInvalidState, "connection shut down")
 	case c.state == connDeciding:
-		return newErr(op, ErrInvalidState, "accept the connection first")
+		// Before Accept: kept for the ticket, whatever configuration comes.
+		c.ticketData = slices.Clone(appData)
+		return nil
 	case c.res.resumption == ServerNoResume:
 		return newErr(op, ErrInvalidState, "resumption is disabled (Settings.ServerResumptionLevel)")
 	case c.ticketIssued:

@@ -99,15 +99,16 @@ func sampleServer(ctx context.Context, o sampleOptions, stdout io.Writer) error 
 			if !isNew {
 				continue
 			}
+			// quic-go issues the connection's one ticket when the handshake
+			// completes: quicsample's ConnectionSendResumptionTicket is made before
+			// the handshake can go on.
+			if err := nc.Connection.SendResumptionTicket(quicx.SendResumptionNone, nil); err != nil {
+				fmt.Fprintf(stdout, "[conn] resumption ticket: %v\n", err)
+			}
 			if err := nc.Accept(cfg); err != nil {
 				fmt.Fprintf(stdout, "[list] accept failed: %v\n", err)
 				nc.Reject(err)
 				continue
-			}
-			// quic-go issues the connection's one ticket when the handshake
-			// completes: quicsample's ConnectionSendResumptionTicket happens now.
-			if err := nc.Connection.SendResumptionTicket(quicx.SendResumptionNone, nil); err != nil {
-				fmt.Fprintf(stdout, "[conn] resumption ticket: %v\n", err)
 			}
 			wg.Go(func() { sampleServeConn(nc.Connection, stdout) })
 		}
