@@ -34,6 +34,7 @@ func simDeterminismRun(t *testing.T, seed uint64) string {
 			w.SetTimeout(time.Minute)
 			_, err := w.Expect(quicxtest.Type[*quicx.ConnectionShutdownComplete]())
 			simMust(t, err)
+			<-w.Done() // the channel's close is part of the timeline: wait until it is seen
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "listener:\n%sclient:\n%sserver:\n%s", p.ListenerEvents.Timeline(), p.Client.Events.Timeline(), p.Server.Events.Timeline())
