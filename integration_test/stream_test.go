@@ -71,6 +71,9 @@ func TestUniStreamEventSequence(t *testing.T) {
 	if err := s.Send([][]byte{[]byte("late")}, quicx.SendNone, nil); !errors.Is(err, quicx.ErrInvalidState) {
 		t.Errorf("send after FIN: %v", err)
 	}
+	if st, err := s.Stats(); err != nil || st.SendTotalBytes != 9 || st.SendSentBytes != 9 || st.SendAckedBytes != 9 {
+		t.Errorf("stats %+v, %v", st, err)
+	}
 	must(t, s.Close())
 
 	ps := expectNext[*quicx.PeerStreamStarted](t, server.Events())
@@ -84,6 +87,9 @@ func TestUniStreamEventSequence(t *testing.T) {
 	}
 	if string(data) != "hello uni" {
 		t.Errorf("got %q", data)
+	}
+	if st, err := ps.Stream.Stats(); err != nil || st.RecvTotalBytes != 9 || st.RecvConsumed != 9 {
+		t.Errorf("receiver stats %+v, %v", st, err)
 	}
 	if err := ps.Stream.Send([][]byte{[]byte("x")}, quicx.SendNone, nil); !errors.Is(err, quicx.ErrInvalidState) {
 		t.Errorf("send on a peer's uni stream: %v", err)

@@ -455,3 +455,37 @@ func (s *Stream) applyPriorityLocked() {
 	}
 	s.as.SetPriority(urgency(s.priority), true)
 }
+
+// StreamStats is the part of QUIC_STREAM_STATISTICS quicx can count; MsQuic's
+// per-state blocked times have no quic-go counterpart.
+type StreamStats struct {
+	SendTotalBytes  uint64 // bytes of the sends accepted so far
+	SendSentBytes   uint64 // bytes handed to quic-go
+	SendAckedBytes  uint64 // contiguous bytes the peer acknowledged (with TrackAcks; else 0)
+	RecvTotalBytes  uint64 // bytes received and indicated to the app
+	RecvConsumed    uint64 // bytes the app completed
+	ZeroRTTRecvSize uint64 // QUIC_PARAM_STREAM_0RTT_LENGTH: always 0 (0-RTT data is not marked yet)
+}
+
+// Stats is QUIC_PARAM_STREAM_STATISTICS (and QUIC_PARAM_STREAM_0RTT_LENGTH):
+// ErrInvalidState before the stream is started.
+func (s *Stream) Stats() (StreamStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.hasID {
+		return StreamStats{}, newErr("Stream.Stats", ErrInvalidState, "stream not started")
+	}
+	st := StreamStats{
+		SendTotalBytes: s.snd.accepted,
+		SendSentBytes:  s.snd.offset,
+		SendAckedBytes: s.snd.acked,
+		RecvConsumed:   s.rcv.offset,
+		RecvTotalBytes: s.rcv.offset,
+	}
+	if s.rcv.multi {
+		st.RecvTotalBytes, st.RecvConsumed = s.rcv.delivered, s.rcv.completed
+	} else if s.rcv.pending != nil {
+		st.RecvTotalBytes += s.rcv.pending.TotalLength()
+	}
+	return st, nil
+}
