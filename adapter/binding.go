@@ -117,8 +117,8 @@ type ServerHooks interface {
 }
 
 // Listen starts accepting connections with the given transport settings and
-// hooks. tlsConf is the base configuration; Decide supplies each connection's.
-// trace returns the recorder handler for a new connection (nil for none).
+// hooks: hooks.Decide supplies each connection's TLS configuration, and
+// hooks.Established reports each completed handshake.
 func (b *Binding) Listen(ts TransportSettings, hooks ServerHooks) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -176,10 +176,12 @@ func (s DatagramSendState) String() string {
 // ExecutionProfile is QUIC_EXECUTION_PROFILE. Go schedules goroutines itself, so a
 // profile means only what quicx's own machinery can do with it:
 //
-//   - ProfileLowLatency (the default): 64 KiB receive buffers, events handed over
-//     as soon as they exist.
-//   - ProfileMaxThroughput: 256 KiB receive buffers and a larger send-buffering
-//     budget, so fewer, larger Receive events and fewer wake-ups per byte.
+//   - ProfileLowLatency (the default): receive buffers grow to 64 KiB and sends
+//     are copied ahead of the transport up to 128 KiB (MsQuic's ideal send
+//     buffer), so data moves in small steps.
+//   - ProfileMaxThroughput: receive buffers grow to 256 KiB and sends are copied
+//     up to 1 MiB ahead, so fewer, larger Receive events and fewer wake-ups per
+//     byte.
 //   - ProfileScavenger and ProfileRealTime need control of thread priority and
 //     dedicated threads, which Go does not give; OpenRegistration refuses them with
 //     ErrNotSupported.

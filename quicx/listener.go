@@ -330,11 +330,9 @@ func (l *Listener) decide(ctx context.Context, ac *adapter.Conn, hello adapter.H
 	select {
 	case res = <-d.ch:
 	case <-timer.C:
-		if !d.resolve(decisionResult{err: errors.New("quicx: NewConnection not answered in time")}) {
-			res = <-d.ch
-		} else {
-			res = <-d.ch
-		}
+		// Unanswered: rejected. If an answer raced the timer, it is in d.ch.
+		d.resolve(decisionResult{err: errors.New("quicx: NewConnection not answered in time")})
+		res = <-d.ch
 	case <-ctx.Done():
 		d.resolve(decisionResult{err: context.Cause(ctx)})
 		res = <-d.ch

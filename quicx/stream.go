@@ -120,7 +120,9 @@ func (s *Stream) startPeer() {
 
 // Events returns the stream's event channel. It is closed right after
 // StreamShutdownComplete, or, for a stream that never started (or whose start
-// failed without StreamStartShutdownOnFail), when the stream is closed.
+// failed without StreamStartShutdownOnFail), when the stream is closed. Read it
+// until it is closed: events wait for the reader (none is ever dropped), and
+// while they wait a goroutine of quicx waits with them.
 func (s *Stream) Events() <-chan StreamEvent { return s.q.C() }
 
 // ID is QUIC_PARAM_STREAM_ID: ErrInvalidState before the stream is started.
