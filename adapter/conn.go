@@ -416,3 +416,31 @@ func (c *Conn) Migrate(ctx context.Context, local netip.AddrPort) (netip.AddrPor
 	c.mu.Unlock()
 	return nb.local, nil
 }
+
+// Used0RTT reports whether the server accepted 0-RTT; meaningful once the
+// handshake is complete.
+func (c *Conn) Used0RTT() bool {
+	qc := c.quic()
+	return qc != nil && qc.ConnectionState().Used0RTT
+}
+
+// AfterRejected0RTT makes the connection usable again after the server
+// rejected 0-RTT: quic-go voided every stream opened in 0-RTT and restarted
+// its stream IDs; from here on streams open afresh. It also forgets the
+// recorder's 0-RTT packets, which quic-go dropped without a word.
+func (c *Conn) AfterRejected0RTT(ctx context.Context) error {
+	qc := c.quic()
+	if qc == nil {
+		return errors.New("adapter: no connection")
+	}
+	if _, err := qc.NextConnection(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	r := c.rec
+	c.mu.Unlock()
+	if r != nil {
+		r.dropEarly()
+	}
+	return nil
+}

@@ -66,6 +66,7 @@ type sentPacket struct {
 	pn     int64
 	chunks []streamChunk
 	done   bool // acknowledged or declared lost
+	early  bool // a 0-RTT packet
 }
 
 type streamChunk struct {
@@ -252,7 +253,7 @@ func (r *recorder) packetSent(e *qlog.PacketSent) {
 		return
 	}
 	r.mu.Lock()
-	r.sent = append(r.sent, sentPacket{pn: int64(e.Header.PacketNumber), chunks: chunks})
+	r.sent = append(r.sent, sentPacket{pn: int64(e.Header.PacketNumber), chunks: chunks, early: e.Header.PacketType == qlog.PacketType0RTT})
 	r.mu.Unlock()
 }
 
@@ -280,6 +281,20 @@ func (r *recorder) packetLost(pn int64) {
 			h.StreamDataLost(id)
 		}
 	}
+}
+
+// dropEarly forgets the 0-RTT packets of a rejected 0-RTT attempt: quic-go
+// drops them without an event, and their data is sent again on new streams.
+func (r *recorder) dropEarly() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.sent {
+		if r.sent[i].early {
+			r.sent[i].done = true
+		}
+	}
+	r.trimLocked()
+	clear(r.streams)
 }
 
 // trimLocked drops finished packets from the front of the list.

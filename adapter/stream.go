@@ -48,11 +48,12 @@ type ReadResult int
 
 // Read results.
 const (
-	ReadMore      ReadResult = iota // more data may follow
-	ReadFin                         // the peer's FIN: no more data
-	ReadReset                       // the peer reset the stream (StreamErr has the code)
-	ReadCanceled                    // we aborted the receive direction
-	ReadConnError                   // the connection ended
+	ReadMore         ReadResult = iota // more data may follow
+	ReadFin                            // the peer's FIN: no more data
+	ReadReset                          // the peer reset the stream (StreamErr has the code)
+	ReadCanceled                       // we aborted the receive direction
+	ReadConnError                      // the connection ended
+	ReadRejected0RTT                   // the server rejected 0-RTT: this stream is void, reopen it
 )
 
 // Read reads into p. n bytes are valid whatever the result; err carries the
@@ -72,6 +73,8 @@ func classifyRead(err error) ReadResult {
 		return ReadMore
 	case errors.Is(err, io.EOF):
 		return ReadFin
+	case errors.Is(err, quic.Err0RTTRejected):
+		return ReadRejected0RTT
 	}
 	if se, ok := streamErrOf(err); ok {
 		if se.Remote {
@@ -108,10 +111,11 @@ type WriteResult int
 
 // Write results.
 const (
-	WriteOK          WriteResult = iota
-	WriteStopSending             // the peer sent STOP_SENDING (StreamErr has the code)
-	WriteCanceled                // we reset the send direction
-	WriteConnError               // the connection ended
+	WriteOK           WriteResult = iota
+	WriteStopSending              // the peer sent STOP_SENDING (StreamErr has the code)
+	WriteCanceled                 // we reset the send direction
+	WriteConnError                // the connection ended
+	WriteRejected0RTT             // the server rejected 0-RTT: this stream is void, reopen it
 )
 
 // Write writes p in full unless the stream or connection fails.
@@ -125,13 +129,20 @@ func (s *Stream) Write(p []byte) (WriteResult, error) {
 	if err == nil {
 		return WriteOK, nil
 	}
+	return classifyWrite(err), err
+}
+
+func classifyWrite(err error) WriteResult {
+	if errors.Is(err, quic.Err0RTTRejected) {
+		return WriteRejected0RTT
+	}
 	if se, ok := streamErrOf(err); ok {
 		if se.Remote {
-			return WriteStopSending, err
+			return WriteStopSending
 		}
-		return WriteCanceled, err
+		return WriteCanceled
 	}
-	return WriteConnError, err
+	return WriteConnError
 }
 
 // TryWrite writes all of p at once if flow control allows, without blocking;
@@ -150,13 +161,7 @@ func (s *Stream) TryWrite(p []byte) (bool, WriteResult, error) {
 	case errors.Is(err, quic.ErrWouldBlock):
 		return false, WriteOK, nil
 	}
-	if se, ok := streamErrOf(err); ok {
-		if se.Remote {
-			return false, WriteStopSending, err
-		}
-		return false, WriteCanceled, err
-	}
-	return false, WriteConnError, err
+	return false, classifyWrite(err), err
 }
 
 // CloseWrite queues the FIN after the data written so far.

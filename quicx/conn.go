@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"quicx.dev/adapter"
@@ -66,6 +68,8 @@ type Connection struct {
 	ticketIssued bool          // server: quic-go issued its one ticket
 	resumedState []byte        // server: app data of the ticket resumed with
 	abort        chan struct{} // closed by a local shutdown: ends waits in TLS callbacks
+	early        atomic.Bool   // client: in the 0-RTT phase (streams usable, handshake not complete)
+	rejections   atomic.Uint32 // client: 1 once the server rejected 0-RTT and the streams were reopened
 }
 
 // connEnd is how the connection ended, as its streams report it.
@@ -445,10 +449,92 @@ func (c *Connection) dial(ctx context.Context, family AddressFamily, serverName 
 	ac.SetRecorderHandler(c)
 	ac.SetDatagramHandler(c.datagramState)
 	ac.OnClose(c.transportEnded)
+	opts.Early = len(ticket) > 0 && adapter.TicketAllowsEarlyData(ticket)
 	if err := ac.Dial(ctx, opts); err != nil {
 		return // transportEnded has run
 	}
+	if opts.Early && !closedChan(ac.HandshakeDone()) {
+		// 0-RTT: streams open now and sends flagged SendAllow0RTT go out before
+		// the handshake completes.
+		c.early.Store(true)
+		for i := range c.openers {
+			c.kickOpener(i)
+		}
+		select {
+		case <-ac.HandshakeDone():
+		case <-ac.Context().Done():
+			c.early.Store(false)
+			return // transportEnded has run
+		}
+		if !ac.Used0RTT() {
+			c.replayRejected0RTT(ac)
+		}
+		// From here on no write is logged as early; what was written in 0-RTT
+		// is either accepted or replayed on the reopened streams.
+		c.early.Store(false)
+		c.forEachLive(func(s *Stream) { s.earlyOver() })
+	}
 	c.established()
+	c.forEachLive(func(s *Stream) { s.kickWriter() }) // sends held back from 0-RTT
+}
+
+func closedChan(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// forEachLive runs f on every started stream not yet finished.
+func (c *Connection) forEachLive(f func(*Stream)) {
+	c.mu.Lock()
+	streams := make([]*Stream, 0, len(c.live))
+	for s := range c.live {
+		streams = append(streams, s)
+	}
+	c.mu.Unlock()
+	for _, s := range streams {
+		f(s)
+	}
+}
+
+// replayRejected0RTT recovers from a server that rejected 0-RTT. quic-go voided
+// every stream opened in 0-RTT and restarted its stream IDs; MsQuic simply
+// sends the data again. So the streams are reopened in ID order — they get
+// their IDs back — and each replays what it wrote in 0-RTT. The openers are
+// held meanwhile so that no other stream takes an ID.
+func (c *Connection) replayRejected0RTT(ac *adapter.Conn) {
+	ctx := ac.Context()
+	for i := range c.openers {
+		c.openers[i].mu.Lock()
+		defer c.openers[i].mu.Unlock()
+	}
+	c.rejections.Add(1) // streams the opener got before this are void
+	if err := ac.AfterRejected0RTT(ctx); err != nil {
+		return
+	}
+	var opened [2][]*Stream
+	c.forEachLive(func(s *Stream) {
+		if s.local && s.opened() {
+			opened[dirIndex(s.uni)] = append(opened[dirIndex(s.uni)], s)
+		}
+	})
+	for i, streams := range opened {
+		sort.Slice(streams, func(a, b int) bool { return streams[a].id < streams[b].id })
+		for _, s := range streams {
+			as, err := ac.OpenStreamSync(ctx, i == 1)
+			if err != nil {
+				return
+			}
+			if as.ID() != s.id {
+				c.log.Error("reopened stream got another ID after 0-RTT rejection", "got", as.ID(), "want", s.id)
+			}
+			s.reopenAfterRejection(as)
+		}
+	}
+	c.log.Debug("0-RTT rejected: streams reopened", "bidi", len(opened[0]), "uni", len(opened[1]))
 }
 
 func (c *Connection) dialCancelDone() {

@@ -72,7 +72,7 @@ func (c *Connection) startStream(op string, s *Stream, flags StreamStartFlags) e
 		return newErr(op, ErrInvalidState, "stream already started")
 	}
 	c.mu.Lock()
-	connected, ac, closed, end := c.state == connConnected, c.ac, c.closed, c.end
+	connected, ac, closed, end := c.streamsUsableLocked(), c.ac, c.closed, c.end
 	c.mu.Unlock()
 	switch {
 	case closed:
@@ -133,13 +133,19 @@ func (c *Connection) kickOpener(i int) {
 		return
 	}
 	c.mu.Lock()
-	connected, ac := c.state == connConnected, c.ac
+	usable, ac := c.streamsUsableLocked(), c.ac
 	c.mu.Unlock()
-	if !connected {
+	if !usable {
 		return
 	}
 	o.running = true
 	go c.runOpener(o, ac)
+}
+
+// streamsUsableLocked reports whether quic-go can open streams now: once
+// connected, or in the 0-RTT phase of a resumed client connection.
+func (c *Connection) streamsUsableLocked() bool {
+	return c.state == connConnected || (c.state == connStarting && c.early.Load())
 }
 
 // runOpener opens the queued streams one by one, each waiting for the peer's
@@ -154,23 +160,35 @@ func (c *Connection) runOpener(o *opener, ac *adapter.Conn) {
 			return
 		}
 		req := o.queue[0]
+		epoch := c.rejections.Load()
 		o.mu.Unlock()
 		as, err := ac.OpenStreamSync(ctx, o.uni)
 		o.mu.Lock()
+		if err == nil && c.rejections.Load() != epoch {
+			// The server rejected 0-RTT meanwhile and the streams were reopened:
+			// as is void. Open req's stream afresh.
+			o.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			// The connection ended (finish ends its streams), or the server
+			// rejected 0-RTT: then the stream waits at the head of the queue
+			// until the connection is usable again.
+			o.running = false
+			o.mu.Unlock()
+			return
+		}
 		if len(o.queue) > 0 && o.queue[0] == req {
 			o.queue = o.queue[1:]
 		}
-		if err != nil {
-			o.running = false
-			o.mu.Unlock()
-			return // the connection ended; its streams are ended by finish
-		}
-		o.mu.Unlock()
 		if req.id != as.ID() {
 			c.log.Error("quic-go assigned an unexpected stream ID", "got", as.ID(), "want", req.id)
 		}
+		// Still under the opener's lock: a 0-RTT replay, which holds it, sees
+		// the stream either unopened or attached.
 		req.s.setTransport(as)
 		req.s.peerAccepted()
+		o.mu.Unlock()
 	}
 }
 

@@ -44,6 +44,7 @@ type Stream struct {
 	priority     uint16
 	prioritySet  bool        // SetPriority was called: quic-go's default applies until then
 	stopWatch    func() bool // stops the STOP_SENDING watcher
+	voided       bool        // the server rejected 0-RTT: as is void until the stream is reopened
 	cancelCode   uint64      // cancel-on-loss error code
 	cancelOnLoss bool
 
@@ -490,4 +491,56 @@ func (s *Stream) Stats() (StreamStats, error) {
 		st.RecvTotalBytes += s.rcv.pending.TotalLength()
 	}
 	return st, nil
+}
+
+// ---- 0-RTT ----
+
+// opened reports whether the stream exists in quic-go.
+func (s *Stream) opened() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.as != nil
+}
+
+// kickWriter starts the writer if sends wait (after the 0-RTT phase).
+func (s *Stream) kickWriter() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snd.kickLocked()
+}
+
+// earlyOver ends the 0-RTT phase: the server accepted the data or it has been
+// replayed, so the replay log goes and a FIN written meanwhile counts.
+func (s *Stream) earlyOver() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snd.earlyLog, s.snd.earlyFin = nil, false
+	if s.phase == streamStarted {
+		s.snd.maybeGracefulLocked()
+		s.maybeFinalLocked()
+	}
+}
+
+// reopenAfterRejection attaches the stream's new quic-go stream after the
+// server rejected 0-RTT and queues the data it wrote in 0-RTT (already
+// completed towards the app) ahead of the rest: the app sees nothing of it.
+func (s *Stream) reopenAfterRejection(as *adapter.Stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snd := &s.snd
+	replay := make([]*sendReq, 0, len(snd.earlyLog))
+	for _, b := range snd.earlyLog {
+		replay = append(replay, &sendReq{bufs: [][]byte{b}, n: len(b), copied: true, completed: true, allow0RTT: true})
+		snd.copied += len(b)
+	}
+	snd.queue = append(replay, snd.queue...)
+	snd.replayed = len(replay)
+	snd.offset, snd.acked, snd.finAcked = 0, 0, false
+	if snd.earlyFin {
+		snd.finWritten = false
+	}
+	snd.earlyLog, snd.earlyFin = nil, false
+	s.voided = false
+	s.as = nil
+	s.attachLocked(as)
 }

@@ -87,7 +87,7 @@ func (r *recvSide) slotFree() int {
 // kickLocked starts the reader if it may read.
 func (r *recvSide) kickLocked() {
 	s := r.s
-	if r.reading || s.as == nil || s.phase != streamStarted || r.done || r.eof || !s.canRecv {
+	if r.reading || s.as == nil || s.voided || s.phase != streamStarted || r.done || r.eof || !s.canRecv {
 		return
 	}
 	if !r.enabled || r.paused || !r.canReadLocked() {
@@ -155,6 +155,16 @@ func (r *recvSide) run(as *adapter.Stream) {
 		if r.done || s.phase != streamStarted {
 			r.reading = false
 			r.readerActive.Store(false)
+			s.mu.Unlock()
+			return
+		}
+		if res == adapter.ReadRejected0RTT {
+			// The server rejected 0-RTT: nothing was received on this quic-go
+			// stream; the reopened one is read afresh.
+			s.voided = s.as == as
+			r.reading = false
+			r.readerActive.Store(false)
+			r.kickLocked()
 			s.mu.Unlock()
 			return
 		}

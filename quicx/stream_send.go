@@ -1,7 +1,9 @@
 package quicx
 
 import (
+	"bytes"
 	"math"
+	"slices"
 
 	"quicx.dev/adapter"
 )
@@ -12,6 +14,7 @@ type sendReq struct {
 	n         int
 	ctx       any
 	delay     bool   // DELAY_SEND: wait for a later send without it
+	allow0RTT bool   // ALLOW_0_RTT: may be written before the handshake completes
 	copied    bool   // bufs is quicx's copy (buffered mode)
 	completed bool   // SendComplete already queued
 	end       uint64 // stream offset after this send, once written
@@ -45,6 +48,13 @@ type sendSide struct {
 	reliableAt uint64 // SetReliableOffset waiting for the writer to reach it; 0 for none
 	acked      uint64
 	finAcked   bool
+
+	// 0-RTT: what was written before the handshake completed, kept to be sent
+	// again if the server rejects 0-RTT.
+	fin0RTT  bool     // the FIN came with a SendAllow0RTT send
+	earlyLog [][]byte // copies of the data written in 0-RTT
+	earlyFin bool     // the FIN was written in 0-RTT
+	replayed int      // sends put back at the head of the queue by the last reopen
 }
 
 func (snd *sendSide) init(s *Stream, budget int) { snd.s, snd.budget = s, budget }
@@ -124,7 +134,10 @@ const inlineWriteMax = 16 << 10
 // acceptLocked queues a validated send.
 func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx any) {
 	s := snd.s
-	req := &sendReq{bufs: bufs, n: total, ctx: ctx, delay: flags&SendDelaySend != 0}
+	req := &sendReq{bufs: bufs, n: total, ctx: ctx, delay: flags&SendDelaySend != 0, allow0RTT: flags&SendAllow0RTT != 0}
+	if flags&SendFin != 0 && req.allow0RTT {
+		snd.fin0RTT = true
+	}
 	snd.accepted += uint64(total)
 	if snd.tryInlineLocked(req, flags&SendFin != 0) {
 		return
@@ -170,8 +183,11 @@ func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx
 // having done nothing, when the send must go through the queue.
 func (snd *sendSide) tryInlineLocked(req *sendReq, fin bool) bool {
 	s := snd.s
-	if s.phase != streamStarted || s.as == nil || snd.writing || len(snd.queue) > 0 || snd.aborted || req.delay || req.n > inlineWriteMax {
+	if s.phase != streamStarted || s.as == nil || s.voided || snd.writing || len(snd.queue) > 0 || snd.aborted || req.delay || req.n > inlineWriteMax {
 		return false
+	}
+	if s.conn.early.Load() {
+		return false // 0-RTT sends go through the writer, which keeps them for a replay
 	}
 	if req.n > 0 {
 		data := req.bufs[0]
@@ -245,7 +261,7 @@ func (snd *sendSide) finLocked() {
 // kickLocked starts the writer if it has work and the stream is open in quic-go.
 func (snd *sendSide) kickLocked() {
 	s := snd.s
-	if snd.writing || s.as == nil || s.phase != streamStarted || snd.done || snd.aborted {
+	if snd.writing || s.as == nil || s.voided || s.phase != streamStarted || snd.done || snd.aborted {
 		return
 	}
 	if len(snd.queue) > snd.delayed || (snd.fin && !snd.finWritten && len(snd.queue) == 0) {
@@ -267,9 +283,11 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			s.mu.Unlock()
 			return
 		}
-		if len(snd.queue) <= snd.delayed {
+		early := s.conn.early.Load()
+		if len(snd.queue) <= snd.delayed || (early && !snd.queue[0].allow0RTT) {
 			snd.writing = false
-			if snd.fin && !snd.finWritten && len(snd.queue) == 0 {
+			if snd.fin && !snd.finWritten && len(snd.queue) == 0 && (!early || snd.fin0RTT) {
+				snd.earlyFin = early
 				snd.writeFinLocked()
 			}
 			s.maybeFinalLocked()
@@ -299,6 +317,29 @@ func (snd *sendSide) run(as *adapter.Stream) {
 		if req.copied {
 			snd.copied -= req.n
 		}
+		if res == adapter.WriteRejected0RTT || s.as != as {
+			// s.as changed: the server rejected 0-RTT while this write went to the
+			// void stream, even if quic-go took it.
+			// The server rejected 0-RTT: this quic-go stream is void. The send
+			// waits at the head of the queue for the stream to be reopened.
+			if req.copied {
+				snd.copied += req.n
+			} else {
+				snd.held++
+			}
+			// It goes back where it was: after the data replayed from 0-RTT if
+			// the stream was already reopened, at the head otherwise.
+			at := 0
+			if s.as != as {
+				at = snd.replayed
+			}
+			snd.queue = slices.Insert(snd.queue, min(at, len(snd.queue)), req)
+			snd.writing = false
+			s.voided = s.as == as
+			snd.kickLocked()
+			s.mu.Unlock()
+			return
+		}
 		if res != adapter.WriteOK {
 			switch res {
 			case adapter.WriteStopSending:
@@ -311,6 +352,11 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			continue
 		}
 		snd.offset += uint64(req.n)
+		if s.conn.early.Load() {
+			for _, b := range req.bufs {
+				snd.earlyLog = append(snd.earlyLog, bytes.Clone(b))
+			}
+		}
 		if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
 			as.SetReliableBoundary()
 			snd.reliableAt = 0
@@ -433,8 +479,8 @@ func (s *Stream) peerStopSending(code uint64) {
 // are acknowledged when the recorder follows acknowledgements, or once the FIN
 // is handed to quic-go when it does not.
 func (snd *sendSide) maybeGracefulLocked() {
-	if snd.done || !snd.finWritten || snd.aborted {
-		return
+	if snd.done || !snd.finWritten || snd.aborted || snd.earlyFin {
+		return // a FIN sent in 0-RTT counts once the server accepted 0-RTT
 	}
 	if snd.s.tracked && !(snd.finAcked && snd.acked >= snd.offset) {
 		return
