@@ -41,6 +41,9 @@ type RecorderHandler interface {
 	// PathMTUChanged reports a new path MTU: the largest datagram may have
 	// changed.
 	PathMTUChanged()
+	// InFlightMaxGrew reports a new largest number of bytes in flight (the
+	// most unacknowledged bytes the congestion controller has allowed so far).
+	InFlightMaxGrew(max uint64)
 }
 
 // recorder is quicx's in-process qlog sink for one connection. quic-go builds
@@ -58,6 +61,7 @@ type recorder struct {
 	sent    []sentPacket
 	streams map[uint64]*ackState
 	touched []uint64 // scratch for ack
+	inMax   int      // the most bytes in flight seen
 
 	dg dgTracker
 }
@@ -167,6 +171,9 @@ func (r *recorder) RecordEvent(ev qlogwriter.Event) {
 	case qlog.MetricsUpdated:
 		if r.track&TrackDatagrams != 0 {
 			r.dg.metrics(&e)
+		}
+		if r.track&TrackAcks != 0 {
+			r.inFlight(e.BytesInFlight)
 		}
 	case qlog.MTUUpdated:
 		if r.track&TrackDatagrams != 0 {
@@ -422,4 +429,18 @@ func (a *ackState) prefix() int64 {
 		return 0
 	}
 	return a.ranges[0][1]
+}
+
+// inFlight follows the largest number of bytes in flight.
+func (r *recorder) inFlight(n int) {
+	r.mu.Lock()
+	grew := n > r.inMax
+	if grew {
+		r.inMax = n
+	}
+	h := r.h
+	r.mu.Unlock()
+	if grew && h != nil {
+		h.InFlightMaxGrew(uint64(n))
+	}
 }

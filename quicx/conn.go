@@ -66,6 +66,8 @@ type Connection struct {
 	ticketIssued bool          // server: quic-go issued its one ticket
 	resumedState []byte        // server: app data of the ticket resumed with
 	abort        chan struct{} // closed by a local shutdown: ends waits in TLS callbacks
+
+	idealBytes uint64 // the ideal send buffer size, once grown past the default; under mu
 }
 
 // connEnd is how the connection ended, as its streams report it.
@@ -1091,6 +1093,52 @@ func (c *Connection) StreamDataLost(id uint64) {
 	if s != nil {
 		s.dataLost()
 	}
+}
+
+// InFlightMaxGrew implements adapter.RecorderHandler: MsQuic's ideal send
+// buffer size follows the most bytes ever in flight, in steps of 1.5× from
+// DefaultIdealSendBufferSize, and only grows. Each step is indicated to every
+// stream that still sends.
+func (c *Connection) InFlightMaxGrew(inFlight uint64) {
+	ideal := nextIdealBytes(inFlight)
+	c.mu.Lock()
+	if ideal <= max(c.idealBytes, DefaultIdealSendBufferSize) {
+		c.mu.Unlock()
+		return
+	}
+	c.idealBytes = ideal
+	c.mu.Unlock()
+	c.forEachLive(func(s *Stream) { s.idealSendBuffer(ideal) })
+}
+
+// forEachLive runs f on every started stream not yet finished.
+func (c *Connection) forEachLive(f func(*Stream)) {
+	c.mu.Lock()
+	streams := make([]*Stream, 0, len(c.live))
+	for s := range c.live {
+		streams = append(streams, s)
+	}
+	c.mu.Unlock()
+	for _, s := range streams {
+		f(s)
+	}
+}
+
+// maxIdealSendBufferSize caps the ideal send buffer size (MsQuic's
+// QUIC_MAX_IDEAL_SEND_BUFFER_SIZE).
+const maxIdealSendBufferSize = 0x8000000
+
+// nextIdealBytes is the first step above n: DefaultIdealSendBufferSize grown
+// by half at a time, capped at maxIdealSendBufferSize.
+func nextIdealBytes(n uint64) uint64 {
+	t := uint64(DefaultIdealSendBufferSize)
+	for t <= n {
+		if t+t/2 > maxIdealSendBufferSize {
+			return maxIdealSendBufferSize
+		}
+		t += t / 2
+	}
+	return t
 }
 
 // PeerAddressChanged implements adapter.RecorderHandler.

@@ -178,7 +178,8 @@ type TransportEvents uint32
 const (
 	// TrackAcks: graceful SendShutdownComplete once the peer acknowledged the FIN
 	// and all data (without it: once the FIN is handed to quic-go), and
-	// SendComplete after acknowledgement with SendBufferingEnabled Off.
+	// SendComplete after acknowledgement with SendBufferingEnabled Off, and
+	// IdealSendBufferSize as the bytes in flight grow.
 	TrackAcks TransportEvents = 1 << iota
 	// TrackStreamCredit: StreamsAvailable (from the peer's MAX_STREAMS) and
 	// PeerNeedsStreams (from its STREAMS_BLOCKED).

@@ -45,6 +45,7 @@ type sendSide struct {
 	reliableAt uint64 // SetReliableOffset waiting for the writer to reach it; 0 for none
 	acked      uint64
 	finAcked   bool
+	ideal      uint64 // the last IdealSendBufferSize indicated
 }
 
 func (snd *sendSide) init(s *Stream, budget int) { snd.s, snd.budget = s, budget }
@@ -490,6 +491,19 @@ func (s *Stream) dataLost() {
 	s.q.Push(&CancelOnLoss{ErrorCode: s.cancelCode})
 	s.snd.abortLocked(s.cancelCode)
 	s.maybeFinalLocked()
+}
+
+// idealSendBuffer indicates a new ideal send buffer size while the app may
+// still send.
+func (s *Stream) idealSendBuffer(n uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snd := &s.snd
+	if s.phase != streamStarted || !s.canSend || snd.fin || snd.done || snd.aborted || snd.ideal == n {
+		return
+	}
+	snd.ideal = n
+	s.q.Push(&IdealSendBufferSize{ByteCount: n})
 }
 
 // SetCancelOnLossCode sets the error code a cancel-on-loss stream resets with
