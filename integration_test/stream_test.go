@@ -257,31 +257,8 @@ func echoServer(t *testing.T, conn *quicx.Connection) {
 			continue
 		}
 		wg.Go(func() {
-			s := ps.Stream
-			for ev := range s.Events() {
-				switch e := ev.(type) {
-				case *quicx.Receive:
-					// Non-buffered semantics are not needed: buffered mode copies
-					// what fits, and holds the rest until quic-go took it, so the
-					// receive is completed only after the send completes. Here the
-					// data is copied first to complete the receive at once.
-					var data []byte
-					for _, b := range e.Buffers {
-						data = append(data, b...)
-					}
-					flags := quicx.SendNone
-					if e.Flags&quicx.ReceiveFin != 0 {
-						flags = quicx.SendFin
-					}
-					e.Complete(e.TotalLength())
-					if len(data) > 0 || flags != quicx.SendNone {
-						if err := s.Send([][]byte{data}, flags, nil); err != nil {
-							t.Errorf("echo send: %v", err)
-						}
-					}
-				case *quicx.StreamShutdownComplete:
-					_ = s.Close()
-				}
+			if _, err := echoStream(ps.Stream); err != nil {
+				t.Errorf("echo send: %v", err)
 			}
 		})
 	}
