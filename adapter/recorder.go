@@ -44,6 +44,9 @@ type RecorderHandler interface {
 	// InFlightMaxGrew reports a new largest number of bytes in flight (the
 	// most unacknowledged bytes the congestion controller has allowed so far).
 	InFlightMaxGrew(max uint64)
+	// StreamReadable reports that a Read of stream id would now return at
+	// once, after Stream.ReadableOrWatch said it would not (TrackReceive).
+	StreamReadable(id uint64)
 }
 
 // recorder is quicx's in-process qlog sink for one connection. quic-go builds
@@ -62,6 +65,7 @@ type recorder struct {
 	streams map[uint64]*ackState
 	touched []uint64 // scratch for ack
 	inMax   int      // the most bytes in flight seen
+	rx      rxTracker
 
 	dg dgTracker
 }
@@ -81,14 +85,16 @@ type streamChunk struct {
 
 // ackState is the merged set of acknowledged byte ranges of one stream.
 type ackState struct {
-	ranges   [][2]int64 // sorted, disjoint [start, end)
-	finAt    int64      // the final size once the FIN is acknowledged, else -1
-	reported int64      // the contiguous prefix last reported
-	finSent  bool       // a FIN acknowledgement was reported
+	rangeSet
+	finAt    int64 // the final size once the FIN is acknowledged, else -1
+	reported int64 // the contiguous prefix last reported
+	finSent  bool  // a FIN acknowledgement was reported
 }
 
 func newRecorder(t Track, isClient bool, c *Conn) *recorder {
-	return &recorder{track: t, isClient: isClient, conn: c, streams: map[uint64]*ackState{}, local: [2]int64{-1, -1}}
+	r := &recorder{track: t, isClient: isClient, conn: c, streams: map[uint64]*ackState{}, local: [2]int64{-1, -1}}
+	r.rx.init(isClient)
+	return r
 }
 
 // SetRecorderHandler attaches the handler that receives the connection's
@@ -130,6 +136,7 @@ func (c *Conn) ForgetStream(id uint64) {
 	}
 	r.mu.Lock()
 	delete(r.streams, id)
+	delete(r.rx.streams, id)
 	r.mu.Unlock()
 }
 
@@ -337,6 +344,14 @@ func (r *recorder) packetReceived(e *qlog.PacketReceived) {
 					h.StreamsBlocked(fr.Type == 1)
 				}
 			}
+		case *qlog.StreamFrame:
+			if r.track&TrackReceive != 0 {
+				r.received(uint64(fr.StreamID), fr.Offset, fr.Offset+fr.Length, fr.Fin, false)
+			}
+		case *qlog.ResetStreamFrame:
+			if r.track&TrackReceive != 0 {
+				r.received(uint64(fr.StreamID), 0, 0, false, true)
+			}
 		case *qlog.StopSendingFrame:
 			if r.track&TrackAcks != 0 {
 				if h := r.handler(); h != nil {
@@ -398,8 +413,13 @@ func (r *recorder) ack(fr *qlog.AckFrame) {
 	}
 }
 
-// add merges [s, e) into the acknowledged ranges.
-func (a *ackState) add(s, e int64) {
+// rangeSet is a set of byte ranges of one stream, merged as they come in.
+type rangeSet struct {
+	ranges [][2]int64 // sorted, disjoint [start, end)
+}
+
+// add merges [s, e) into the set.
+func (a *rangeSet) add(s, e int64) {
 	if e < s {
 		return
 	}
@@ -423,8 +443,8 @@ func (a *ackState) add(s, e int64) {
 	a.ranges = append(merged, rs[j:]...)
 }
 
-// prefix is the contiguous acknowledged length from offset 0.
-func (a *ackState) prefix() int64 {
+// prefix is the contiguous length from offset 0.
+func (a *rangeSet) prefix() int64 {
 	if len(a.ranges) == 0 || a.ranges[0][0] != 0 {
 		return 0
 	}

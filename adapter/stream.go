@@ -16,10 +16,12 @@ type Stream struct {
 	send *quic.SendStream    // nil for a peer's unidirectional stream
 	recv *quic.ReceiveStream // nil for a local unidirectional stream
 	bidi *quic.Stream        // set for bidirectional streams
+	rx   *recorder           // follows received data (TrackReceive), or nil
 }
 
 func newBidiStream(c *Conn, s *quic.Stream) *Stream {
-	return &Stream{conn: c, id: uint64(s.StreamID()), bidi: s}
+	id := uint64(s.StreamID())
+	return &Stream{conn: c, id: id, bidi: s, rx: c.receiveRecorder(id)}
 }
 
 func newSendStream(c *Conn, s *quic.SendStream) *Stream {
@@ -27,7 +29,8 @@ func newSendStream(c *Conn, s *quic.SendStream) *Stream {
 }
 
 func newReceiveStream(c *Conn, s *quic.ReceiveStream) *Stream {
-	return &Stream{conn: c, id: uint64(s.StreamID()), recv: s}
+	id := uint64(s.StreamID())
+	return &Stream{conn: c, id: id, recv: s, rx: c.receiveRecorder(id)}
 }
 
 // ID is the QUIC stream ID.

@@ -1085,6 +1085,19 @@ func (c *Connection) StreamAcked(id uint64, acked uint64, finAcked bool) {
 	}
 }
 
+// StreamReadable implements adapter.RecorderHandler: data, the FIN or a reset
+// arrived for a stream whose reader stopped with nothing to read.
+func (c *Connection) StreamReadable(id uint64) {
+	c.mu.Lock()
+	s := c.byID[id]
+	c.mu.Unlock()
+	if s != nil {
+		s.mu.Lock()
+		s.rcv.kickLocked()
+		s.mu.Unlock()
+	}
+}
+
 // StreamDataLost implements adapter.RecorderHandler.
 func (c *Connection) StreamDataLost(id uint64) {
 	c.mu.Lock()

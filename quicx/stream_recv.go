@@ -50,6 +50,7 @@ type recvSide struct {
 	readerActive atomic.Bool // reading, readable without the lock
 	finished     atomic.Bool // the FIN was read or the direction is done
 	offset       uint64      // stream offset of the first unconsumed byte
+	readPos      uint64      // bytes read from quic-go so far
 	eof          bool        // the peer's FIN has been read
 	done         bool        // the receive direction is finished
 	aborted      bool        // ABORT_RECEIVE (applied at start if not started)
@@ -68,14 +69,20 @@ func (r *recvSide) init(s *Stream, bufSize int) {
 // mode: beyond it quicx stops reading and flow control holds the peer.
 func (r *recvSide) multiLimit() uint64 { return 4 * uint64(r.bufSize) }
 
-// slotFree returns a slot no chunk uses, or -1.
-func (r *recvSide) slotFree() int {
-	used := [2]bool{}
+// slotsUsed reports which slots hold unconsumed data.
+func (r *recvSide) slotsUsed() [2]bool {
+	var used [2]bool
 	for _, c := range r.chunks {
 		if c.slot >= 0 {
 			used[c.slot] = true
 		}
 	}
+	return used
+}
+
+// slotFree returns a slot no chunk uses, or -1.
+func (r *recvSide) slotFree() int {
+	used := r.slotsUsed()
 	for i := range used {
 		if !used[i] {
 			return i
@@ -93,9 +100,24 @@ func (r *recvSide) kickLocked() {
 	if !r.enabled || r.paused || !r.canReadLocked() {
 		return
 	}
+	if !r.readableLocked() {
+		r.releaseFreeSlotsLocked()
+		return
+	}
 	r.reading = true
 	r.readerActive.Store(true)
 	go r.run(s.as)
+}
+
+// readableLocked reports whether a read would find something. Without the
+// recorder's help (adapter.Stream.ParksReads) only a read waiting in quic-go
+// can tell, so it is always worth starting one. With it, a reader runs only
+// while something is readable: an idle stream holds no goroutine, and the
+// recorder's StreamReadable kicks the reader when data, the FIN or a reset
+// arrives.
+func (r *recvSide) readableLocked() bool {
+	as := r.s.as
+	return !as.ParksReads() || as.ReadableOrWatch(r.readPos)
 }
 
 // canReadLocked reports whether the reader has somewhere to put data.
@@ -140,7 +162,14 @@ func (r *recvSide) run(as *adapter.Stream) {
 	s := r.s
 	for {
 		s.mu.Lock()
-		if r.done || r.eof || !r.enabled || r.paused || s.phase != streamStarted || !r.canReadLocked() {
+		stop := r.done || r.eof || !r.enabled || r.paused || s.phase != streamStarted || !r.canReadLocked()
+		if !stop && !r.readableLocked() {
+			// Parked until the recorder says more is readable: an idle
+			// stream keeps no goroutine and no empty buffer.
+			r.releaseFreeSlotsLocked()
+			stop = true
+		}
+		if stop {
 			r.reading = false
 			r.readerActive.Store(false)
 			s.mu.Unlock()
@@ -152,6 +181,7 @@ func (r *recvSide) run(as *adapter.Stream) {
 		n, res, err := as.Read(buf)
 
 		s.mu.Lock()
+		r.readPos += uint64(n)
 		if r.done || s.phase != streamStarted {
 			r.reading = false
 			r.readerActive.Store(false)
@@ -305,6 +335,25 @@ func (r *recvSide) releaseSlotsLocked() {
 	for i := range r.slots {
 		r.s.conn.reg.putSlot(r.slots[i])
 		r.slots[i] = nil
+	}
+}
+
+// releaseFreeSlotsLocked gives the slots no unconsumed data uses back to the
+// registration's pool.
+func (r *recvSide) releaseFreeSlotsLocked() {
+	used := r.slotsUsed()
+	for i := range r.slots {
+		if !used[i] && r.slots[i] != nil {
+			r.s.conn.reg.putSlot(r.slots[i])
+			r.slots[i] = nil
+		}
+	}
+	// Completed Receive values kept for reuse must not keep a slot alive.
+	for _, ev := range r.events {
+		if ev != nil && ev != r.pending {
+			ev.Buffers = ev.Buffers[:0]
+			clear(ev.Buffers[:cap(ev.Buffers)])
+		}
 	}
 }
 
