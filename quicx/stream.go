@@ -2,6 +2,7 @@ package quicx
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"quicx.dev/adapter"
 	"quicx.dev/quicx/internal/evq"
@@ -28,6 +29,10 @@ type Stream struct {
 	uni       bool
 	canSend   bool
 	canRecv   bool
+
+	// eventsAsked: Events was called. A peer stream reads nothing before
+	// (recvSide.held).
+	eventsAsked atomic.Bool
 
 	mu           sync.Mutex
 	phase        streamPhase
@@ -107,6 +112,7 @@ func newPeerStream(c *Connection, as *adapter.Stream, uni bool) *Stream {
 	s := newStream(c, flags, false, uni, res)
 	s.as, s.id, s.hasID, s.phase = as, as.ID(), true, streamStarted
 	s.tracked = as.TracksAcks()
+	s.rcv.held = true
 	return s
 }
 
@@ -123,7 +129,19 @@ func (s *Stream) startPeer() {
 // failed without StreamStartShutdownOnFail), when the stream is closed. Read it
 // until it is closed: events wait for the reader (none is ever dropped), and
 // while they wait a goroutine of quicx waits with them.
-func (s *Stream) Events() <-chan StreamEvent { return s.q.C() }
+//
+// A peer's stream reads nothing from the transport until Events is first
+// called (or ProvideReceiveBuffers): what MsQuic allows inline in
+// PEER_STREAM_STARTED, such as switching to app-owned buffers or disabling
+// receive, can be done first. Its data waits in QUIC flow control meanwhile.
+func (s *Stream) Events() <-chan StreamEvent {
+	if !s.eventsAsked.Load() && s.eventsAsked.CompareAndSwap(false, true) {
+		s.mu.Lock()
+		s.rcv.releaseLocked()
+		s.mu.Unlock()
+	}
+	return s.q.C()
+}
 
 // ID is QUIC_PARAM_STREAM_ID: ErrInvalidState before the stream is started.
 func (s *Stream) ID() (uint64, error) {

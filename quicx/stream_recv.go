@@ -45,6 +45,7 @@ type recvSide struct {
 	needSent bool     // ReceiveBufferNeeded raised, waiting for buffers
 
 	enabled      bool
+	held         bool // a peer stream before the app first asks for its events or buffers
 	paused       bool // a partial completion paused delivery
 	reading      bool
 	readerActive atomic.Bool // reading, readable without the lock
@@ -97,7 +98,7 @@ func (r *recvSide) kickLocked() {
 	if r.reading || s.as == nil || s.phase != streamStarted || r.done || r.eof || !s.canRecv {
 		return
 	}
-	if !r.enabled || r.paused || !r.canReadLocked() {
+	if r.held || !r.enabled || r.paused || !r.canReadLocked() {
 		return
 	}
 	if !r.readableLocked() {
@@ -107,6 +108,14 @@ func (r *recvSide) kickLocked() {
 	r.reading = true
 	r.readerActive.Store(true)
 	go r.run(s.as)
+}
+
+// releaseLocked lets a held peer stream start reading.
+func (r *recvSide) releaseLocked() {
+	if r.held {
+		r.held = false
+		r.kickLocked()
+	}
 }
 
 // readableLocked reports whether a read would find something. Without the
@@ -418,8 +427,9 @@ func (s *Stream) ReceiveComplete(n uint64) {
 // events then point into these buffers; a buffer is the app's again once all
 // its bytes were indicated and completed. A local stream must be opened with
 // StreamOpenAppOwnedBuffers; a peer stream switches to the mode with its first
-// call, which must come before any of its data was indicated (MsQuic: inline in
-// PEER_STREAM_STARTED). quicx raises ReceiveBufferNeeded when data waits and no
+// call, made before the stream's first Events call (MsQuic: inline in
+// PEER_STREAM_STARTED): quicx reads nothing from a peer stream until one of
+// the two, so nothing can have been indicated yet. quicx raises ReceiveBufferNeeded when data waits and no
 // space is left; unlike MsQuic it never aborts the connection for lack of
 // space: flow control holds the peer.
 func (s *Stream) ProvideReceiveBuffers(bufs [][]byte) error {
@@ -441,13 +451,14 @@ func (s *Stream) ProvideReceiveBuffers(bufs [][]byte) error {
 	case !s.canRecv:
 		return newErr(op, ErrInvalidState, "the stream has no receive direction")
 	case !r.appOwned && (s.local || r.pending != nil || r.offset > 0 || r.delivered > 0):
-		return newErr(op, ErrInvalidState, "not in app-owned buffer mode (open with StreamOpenAppOwnedBuffers, or switch a peer stream before its first Receive)")
+		return newErr(op, ErrInvalidState, "not in app-owned buffer mode (open with StreamOpenAppOwnedBuffers, or switch a peer stream before its first Events call)")
 	}
 	if !r.appOwned {
 		r.appOwned, r.multi = true, false
 	}
 	r.appBufs = append(r.appBufs, bufs...)
 	r.needSent = false
+	r.held = false
 	r.moveSlotsToAppLocked()
 	r.deliverLocked()
 	r.kickLocked()
