@@ -185,11 +185,16 @@ func (s *Stream) startFailedLocked(st Status, flags StreamStartFlags) {
 	}
 }
 
-// setTransport attaches quic-go's stream once it is opened (at Start, or later
-// when the peer grants credit).
-func (s *Stream) setTransport(as *adapter.Stream) {
+// openedLate attaches quic-go's stream once the peer's credit let quic-go
+// open it, after a start that had to wait. PeerAccepted is queued first: what
+// the attached stream does at once (a queued send written inline, its FIN)
+// follows it.
+func (s *Stream) openedLate(as *adapter.Stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.startFlags&StreamStartIndicatePeerAccept != 0 && s.phase == streamStarted {
+		s.q.Push(&PeerAccepted{})
+	}
 	s.attachLocked(as)
 }
 
@@ -219,15 +224,6 @@ func (s *Stream) transportReadyLocked() {
 	s.watchTransportLocked()
 	s.snd.kickLocked()
 	s.rcv.kickLocked()
-}
-
-// peerAccepted runs when a stream that waited for the peer's credit is opened.
-func (s *Stream) peerAccepted() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.startFlags&StreamStartIndicatePeerAccept != 0 && s.phase == streamStarted {
-		s.q.Push(&PeerAccepted{})
-	}
 }
 
 // watchTransportLocked arranges for STOP_SENDING and RESET_STREAM to be seen

@@ -244,15 +244,79 @@ func (snd *sendSide) finLocked() {
 }
 
 // kickLocked starts the writer if it has work and the stream is open in quic-go.
+// What quic-go takes at once (see flushInlineLocked) needs no writer.
 func (snd *sendSide) kickLocked() {
 	s := snd.s
 	if snd.writing || s.as == nil || s.phase != streamStarted || snd.done || snd.aborted {
+		return
+	}
+	if snd.flushInlineLocked() {
 		return
 	}
 	if len(snd.queue) > snd.delayed || (snd.fin && !snd.finWritten && len(snd.queue) == 0) {
 		snd.writing = true
 		go snd.run(s.as)
 	}
+}
+
+// flushInlineLocked hands queued sends to quic-go from the caller's goroutine
+// while each is small and flow control takes it without blocking, and then the
+// FIN if it is due, exactly as the writer would: a stream whose request was
+// queued before it started (Send with SendStart) goes on the wire without a
+// writer goroutine. It reports true when nothing is left for a writer; on
+// false the writer takes over from the first send quic-go did not take, and
+// meets any error there.
+func (snd *sendSide) flushInlineLocked() bool {
+	s := snd.s
+	as := s.as
+	for len(snd.queue) > snd.delayed {
+		req := snd.queue[0]
+		if req.n > inlineWriteMax {
+			return false
+		}
+		if req.n > 0 {
+			data := req.bufs[0]
+			if len(req.bufs) > 1 {
+				data = make([]byte, 0, req.n)
+				for _, b := range req.bufs {
+					data = append(data, b...)
+				}
+			}
+			if ok, _, _ := as.TryWrite(data); !ok {
+				return false
+			}
+		}
+		snd.queue[0] = nil
+		snd.queue = snd.queue[1:]
+		if req.copied {
+			snd.copied -= req.n
+		} else {
+			snd.held--
+		}
+		snd.offset += uint64(req.n)
+		if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
+			as.SetReliableBoundary()
+			snd.reliableAt = 0
+		}
+		switch {
+		case req.completed:
+		case s.sendBuffer:
+			req.completed = true
+			s.q.Push(&SendComplete{Context: req.ctx})
+		default:
+			req.end = snd.offset
+			snd.ackWait = append(snd.ackWait, req)
+			snd.completeAckedLocked()
+		}
+	}
+	if len(snd.queue) > 0 {
+		return true // only DELAY_SEND data is left: it waits for a later send
+	}
+	if snd.fin && !snd.finWritten {
+		snd.writeFinLocked()
+		s.maybeFinalLocked()
+	}
+	return true
 }
 
 // run is the writer goroutine.
