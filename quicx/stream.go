@@ -227,10 +227,13 @@ func (s *Stream) transportReadyLocked() {
 }
 
 // watchTransportLocked arranges for STOP_SENDING and RESET_STREAM to be seen
-// without a pending read or write.
+// without a pending read or write. A send direction already ending (its FIN
+// requested, or aborted) is not watched: it never idles open again, so the
+// writer's own write, or the reset, meets STOP_SENDING, and the watcher would
+// only be stopped again when the FIN goes out.
 func (s *Stream) watchTransportLocked() {
 	as := s.as
-	if as.CanSend() {
+	if as.CanSend() && !s.snd.fin && !s.snd.aborted {
 		s.stopWatch = as.OnStopSending(func(code uint64, ok bool) {
 			if ok {
 				s.peerStopSending(code)
