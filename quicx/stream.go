@@ -46,6 +46,9 @@ type Stream struct {
 	stopWatch    func() bool // stops the STOP_SENDING watcher
 	cancelCode   uint64      // cancel-on-loss error code
 	cancelOnLoss bool
+	inlineFinal  bool       // the holder of mu came through lockInline and leaves by unlockInline
+	finPending   bool       // finWork waits for that lock holder
+	finWork      finishWork // valid while finPending
 
 	snd sendSide
 	rcv recvSide
@@ -264,8 +267,8 @@ func (s *Stream) Shutdown(flags StreamShutdownFlags, code uint64) error {
 	case code > maxVarint:
 		return newErr(op, ErrInvalidParameter, "error code above 2^62-1")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockInline()
+	defer s.unlockInline()
 	if s.closed {
 		return newErr(op, ErrInvalidState, "stream closed")
 	}
@@ -292,9 +295,9 @@ func (s *Stream) Shutdown(flags StreamShutdownFlags, code uint64) error {
 // with AppCloseInProgress. Close does not wait for the consumer of Events.
 // Calls on a closed stream return ErrInvalidState.
 func (s *Stream) Close() error {
-	s.mu.Lock()
+	s.lockInline()
 	if s.closed {
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr("Stream.Close", ErrInvalidState, "stream already closed")
 	}
 	s.closed = true
@@ -303,11 +306,11 @@ func (s *Stream) Close() error {
 	case streamOpened:
 		s.phase = streamFinal
 		s.snd.discardLocked()
-		s.mu.Unlock()
+		s.unlockInline()
 		s.q.End()
 		return nil
 	case streamFinal:
-		s.mu.Unlock()
+		s.unlockInline()
 		s.q.End() // a failed start without SHUTDOWN_ON_FAIL: end the channel
 		s.releaseCredit()
 		return nil
@@ -319,7 +322,7 @@ func (s *Stream) Close() error {
 		s.rcv.abortLocked(0)
 	}
 	s.maybeFinalLocked()
-	s.mu.Unlock()
+	s.unlockInline()
 	s.releaseCredit()
 	return nil
 }
@@ -387,18 +390,62 @@ func (s *Stream) maybeFinalLocked() {
 		ev.ConnectionCloseStatus = e.status
 	}
 	s.q.PushFinal(ev)
-	id, hasID := s.id, s.hasID
-	delay := s.openFlags&StreamOpenDelayIDFCUpdates != 0
-	as, peer := s.as, !s.local
-	go func() {
-		if peer && as != nil && !delay {
-			as.ReleaseCredit()
-		}
-		if as != nil {
-			s.conn.forgetStream(id)
-		}
-		s.conn.streamFinished(s, id, hasID)
-	}()
+	w := finishWork{
+		as:      s.as,
+		id:      s.id,
+		hasID:   s.hasID,
+		release: !s.local && s.openFlags&StreamOpenDelayIDFCUpdates == 0,
+	}
+	if s.inlineFinal {
+		s.finPending, s.finWork = true, w
+		return
+	}
+	// The caller may be on quic-go's goroutine (the recorder's callbacks) or
+	// hold the opener's lock: the rest runs on its own goroutine.
+	go s.finished(w)
+}
+
+// finishWork is what is left to do once a stream's final event is queued: it
+// takes quic-go's, the recorder's and the connection's locks, so it runs
+// without the stream's lock.
+type finishWork struct {
+	as      *adapter.Stream
+	id      uint64
+	hasID   bool
+	release bool // return a peer stream's credit now
+}
+
+// finished returns the stream's credit and forgets it in the recorder and the
+// connection (whose final event may then follow).
+func (s *Stream) finished(w finishWork) {
+	if w.release && w.as != nil {
+		w.as.ReleaseCredit()
+	}
+	if w.as != nil {
+		s.conn.forgetStream(w.id)
+	}
+	s.conn.streamFinished(s, w.id, w.hasID)
+}
+
+// lockInline locks the stream for a caller that holds no other lock and is
+// not on quic-go's goroutine (an app's call, quicx's own writer): if the
+// stream finishes meanwhile, unlockInline does the final work on the caller's
+// goroutine instead of starting one for it.
+func (s *Stream) lockInline() {
+	s.mu.Lock()
+	s.inlineFinal = true
+}
+
+// unlockInline unlocks a stream locked by lockInline and runs the final work
+// the stream left to it.
+func (s *Stream) unlockInline() {
+	s.inlineFinal = false
+	w, pending := s.finWork, s.finPending
+	s.finPending, s.finWork = false, finishWork{}
+	s.mu.Unlock()
+	if pending {
+		s.finished(w)
+	}
 }
 
 // forgetStream drops the recorder's state for a finished stream.

@@ -221,8 +221,8 @@ func (r *recvSide) indicateMultiLocked(data []byte) {
 // per stream, whichever Receive it came from.
 func (r *recvSide) completeMulti(n uint64) {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockInline()
+	defer s.unlockInline()
 	if r.done {
 		return
 	}
@@ -269,8 +269,8 @@ func (r *recvSide) deliverLocked() {
 // complete is StreamReceiveComplete for the outstanding Receive ev.
 func (r *recvSide) complete(ev *Receive, n uint64) {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockInline()
+	defer s.unlockInline()
 	if ev != r.pending || r.done {
 		return // the stream ended since: nothing to complete
 	}

@@ -85,25 +85,25 @@ func (s *Stream) Send(bufs [][]byte, flags SendFlags, ctx any) error {
 	end, lossTracked := c.end, c.res.events&TrackLoss != 0
 	c.mu.Unlock()
 
-	s.mu.Lock()
+	s.lockInline()
 	switch {
 	case s.closed:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrInvalidState, "stream closed")
 	case !s.canSend:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrInvalidState, "a peer's unidirectional stream cannot send")
 	case end != nil && !end.byApp, s.connEnd != nil && !s.connEnd.byApp:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrAborted, "connection closed by the peer or the transport")
 	case s.snd.peerStop:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrAborted, "the peer stopped receiving (STOP_SENDING)")
 	case s.snd.fin || s.snd.aborted || s.phase == streamFinal:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrInvalidState, "send direction already shut down")
 	case flags&SendCancelOnLoss != 0 && !lossTracked:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrNotSupported, "CANCEL_ON_LOSS needs Settings.TransportEvents to include TrackLoss")
 	}
 	if flags&SendCancelOnLoss != 0 {
@@ -111,7 +111,7 @@ func (s *Stream) Send(bufs [][]byte, flags SendFlags, ctx any) error {
 	}
 	s.snd.acceptLocked(bufs, total, flags, ctx)
 	needStart := flags&SendStart != 0 && s.phase == streamOpened
-	s.mu.Unlock()
+	s.unlockInline()
 	if needStart {
 		// MsQuic: SEND_FLAG_START starts the stream with SHUTDOWN_ON_FAIL.
 		_ = s.start(op, StreamStartShutdownOnFail)
@@ -323,13 +323,13 @@ func (snd *sendSide) flushInlineLocked() bool {
 func (snd *sendSide) run(as *adapter.Stream) {
 	s := snd.s
 	for {
-		s.mu.Lock()
+		s.lockInline()
 		if snd.aborted {
 			snd.writing = false
 			snd.cancelPendingLocked()
 			snd.finishAbortLocked()
 			s.maybeFinalLocked()
-			s.mu.Unlock()
+			s.unlockInline()
 			return
 		}
 		if len(snd.queue) <= snd.delayed {
@@ -338,7 +338,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 				snd.writeFinLocked()
 			}
 			s.maybeFinalLocked()
-			s.mu.Unlock()
+			s.unlockInline()
 			return
 		}
 		req := snd.queue[0]
@@ -348,7 +348,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			snd.held--
 		}
 		snd.inflight = req
-		s.mu.Unlock()
+		s.unlockInline()
 
 		res, code := adapter.WriteOK, uint64(0)
 		for _, b := range req.bufs {
@@ -359,7 +359,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			}
 		}
 
-		s.mu.Lock()
+		s.lockInline()
 		snd.inflight = nil
 		if req.copied {
 			snd.copied -= req.n
@@ -372,7 +372,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 				snd.aborted = true // the connection is ending; connectionEnded finishes
 			}
 			snd.cancelLocked(req)
-			s.mu.Unlock()
+			s.unlockInline()
 			continue
 		}
 		snd.offset += uint64(req.n)
@@ -390,7 +390,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			snd.ackWait = append(snd.ackWait, req)
 			snd.completeAckedLocked()
 		}
-		s.mu.Unlock()
+		s.unlockInline()
 	}
 }
 
