@@ -113,12 +113,16 @@ func newPeerStream(c *Connection, as *adapter.Stream, uni bool) *Stream {
 	return s
 }
 
-// startPeer begins reading a peer stream and watching its send direction.
+// startPeer begins reading a peer stream and watching its send direction. The
+// reader is started first: a request's FIN usually arrives with the stream,
+// and quic-go then calls the final-size callback at once, from
+// watchTransportLocked; with the reader active that callback needs no
+// goroutine to look for a reset.
 func (s *Stream) startPeer() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.watchTransportLocked()
 	s.rcv.kickLocked()
+	s.watchTransportLocked()
 }
 
 // Events returns the stream's event channel. It is closed right after
