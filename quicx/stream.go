@@ -22,7 +22,7 @@ const (
 // for that goroutine.
 type Stream struct {
 	conn      *Connection
-	q         *evq.Queue[StreamEvent]
+	q         evq.Queue[StreamEvent]
 	openFlags StreamOpenFlags
 	local     bool
 	uni       bool
@@ -83,7 +83,6 @@ func (c *Connection) OpenStream(flags StreamOpenFlags) (*Stream, error) {
 func newStream(c *Connection, flags StreamOpenFlags, local, uni bool, res resolved) *Stream {
 	s := &Stream{
 		conn:       c,
-		q:          evq.New[StreamEvent](c.reg.eventBuffer()),
 		openFlags:  flags,
 		local:      local,
 		uni:        uni,
@@ -93,6 +92,7 @@ func newStream(c *Connection, flags StreamOpenFlags, local, uni bool, res resolv
 		multiRecv:  res.multiReceive && flags&StreamOpenAppOwnedBuffers == 0,
 		priority:   0x7FFF,
 	}
+	s.q.Init(c.reg.eventBuffer())
 	s.snd.init(s, c.reg.sendBudget())
 	s.rcv.init(s, c.reg.receiveBufferSize())
 	return s
