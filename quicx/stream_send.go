@@ -11,10 +11,11 @@ type sendReq struct {
 	bufs      [][]byte
 	n         int
 	ctx       any
-	delay     bool   // DELAY_SEND: wait for a later send without it
-	copied    bool   // bufs is quicx's copy (buffered mode)
-	completed bool   // SendComplete already queued
-	end       uint64 // stream offset after this send, once written
+	delay     bool      // DELAY_SEND: wait for a later send without it
+	copied    bool      // bufs is quicx's copy (buffered mode)
+	completed bool      // SendComplete already queued
+	end       uint64    // stream offset after this send, once written
+	one       [1][]byte // bufs's backing when it is quicx's single copy
 }
 
 // sendSide is a stream's send direction. Its fields are guarded by the
@@ -125,11 +126,12 @@ const inlineWriteMax = 16 << 10
 // acceptLocked queues a validated send.
 func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx any) {
 	s := snd.s
-	req := &sendReq{bufs: bufs, n: total, ctx: ctx, delay: flags&SendDelaySend != 0}
+	delay := flags&SendDelaySend != 0
 	snd.accepted += uint64(total)
-	if snd.tryInlineLocked(req, flags&SendFin != 0) {
+	if !delay && snd.tryInlineLocked(bufs, total, ctx, flags&SendFin != 0) {
 		return
 	}
+	req := &sendReq{bufs: bufs, n: total, ctx: ctx, delay: delay}
 	if s.sendBuffer && snd.held == 0 && (total == 0 || snd.copied+total <= snd.budget) {
 		// Copy now; the app gets its buffers back at once. Later sends are
 		// copied only while no earlier one holds the app's buffers, so
@@ -139,7 +141,8 @@ func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx
 			for _, b := range bufs {
 				buf = append(buf, b...)
 			}
-			req.bufs = [][]byte{buf}
+			req.one[0] = buf
+			req.bufs = req.one[:]
 		} else {
 			req.bufs = nil
 		}
@@ -165,20 +168,21 @@ func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx
 	snd.kickLocked()
 }
 
-// tryInlineLocked hands a small send to quic-go at once when nothing is queued
-// ahead of it and flow control lets it through: quic-go copies the data
-// without blocking, and no writer goroutine is needed. It reports false,
-// having done nothing, when the send must go through the queue.
-func (snd *sendSide) tryInlineLocked(req *sendReq, fin bool) bool {
+// tryInlineLocked hands a small send (without DELAY_SEND) to quic-go at once
+// when nothing is queued ahead of it and flow control lets it through: quic-go
+// copies the data without blocking, and no writer goroutine is needed. It
+// reports false, having done nothing, when the send must go through the queue.
+// Only a send that must wait for the peer's ACK becomes a sendReq.
+func (snd *sendSide) tryInlineLocked(bufs [][]byte, n int, ctx any, fin bool) bool {
 	s := snd.s
-	if s.phase != streamStarted || s.as == nil || snd.writing || len(snd.queue) > 0 || snd.aborted || req.delay || req.n > inlineWriteMax {
+	if s.phase != streamStarted || s.as == nil || snd.writing || len(snd.queue) > 0 || snd.aborted || n > inlineWriteMax {
 		return false
 	}
-	if req.n > 0 {
-		data := req.bufs[0]
-		if len(req.bufs) > 1 {
-			data = make([]byte, 0, req.n)
-			for _, b := range req.bufs {
+	if n > 0 {
+		data := bufs[0]
+		if len(bufs) > 1 {
+			data = make([]byte, 0, n)
+			for _, b := range bufs {
 				data = append(data, b...)
 			}
 		}
@@ -186,17 +190,15 @@ func (snd *sendSide) tryInlineLocked(req *sendReq, fin bool) bool {
 			return false // the writer will retry, and meet any error
 		}
 	}
-	snd.offset += uint64(req.n)
+	snd.offset += uint64(n)
 	if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
 		s.as.SetReliableBoundary()
 		snd.reliableAt = 0
 	}
 	if s.sendBuffer {
-		req.completed = true
-		s.q.Push(&SendComplete{Context: req.ctx})
+		s.q.Push(&SendComplete{Context: ctx})
 	} else {
-		req.end = snd.offset
-		snd.ackWait = append(snd.ackWait, req)
+		snd.ackWait = append(snd.ackWait, &sendReq{bufs: bufs, n: n, ctx: ctx, end: snd.offset})
 		snd.completeAckedLocked()
 	}
 	if fin {
