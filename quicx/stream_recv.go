@@ -247,8 +247,8 @@ func (r *recvSide) deliverLocked() {
 	}
 	ev := r.events[r.nextEv]
 	if ev == nil {
-		ev = &Receive{Buffers: make([][]byte, 0, 2)}
-		ev.completer = func(n uint64) { r.complete(ev, n) }
+		ev = &Receive{rcv: r}
+		ev.Buffers = ev.bufs[:0]
 		r.events[r.nextEv] = ev
 	}
 	r.nextEv ^= 1
