@@ -248,9 +248,13 @@ func (s *Stream) watchTransportLocked() {
 		})
 	}
 	if as.CanReceive() {
-		as.OnFinalSize(s.rcv.finalSizeKnown)
+		as.OnFinalSize(s.finalSizeKnown)
 	}
 }
+
+// finalSizeKnown is the final-size callback (on quic-go's goroutine): a
+// method value of the stream itself, so the callback costs one allocation.
+func (s *Stream) finalSizeKnown(int64) { s.rcv.finalSizeKnown() }
 
 // Shutdown is StreamShutdown. GRACEFUL sends a FIN after the queued data;
 // ABORT_SEND resets the send direction and ABORT_RECEIVE asks the peer to stop
