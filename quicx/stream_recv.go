@@ -32,6 +32,8 @@ type recvSide struct {
 	nextEv   int
 	pending  *Receive // delivered, not completed
 
+	chunkArr [2]chunk // chunks' first backing: most streams never need more
+
 	// Multi-receive mode: several Receive events outstanding, completion
 	// counted per stream.
 	multi     bool
@@ -59,6 +61,7 @@ type recvSide struct {
 
 func (r *recvSide) init(s *Stream, bufSize int) {
 	r.s, r.bufSize, r.enabled = s, bufSize, true
+	r.chunks = r.chunkArr[:0]
 	r.slotSize = min(smallReceiveBuffer, bufSize)
 	r.multi = s.multiRecv
 	r.appOwned = s.openFlags&StreamOpenAppOwnedBuffers != 0
