@@ -242,14 +242,14 @@ func (s *Stream) OnStopSending(f func(code uint64, ok bool)) (stop func() bool) 
 	})
 }
 
-// OnFinalSize runs f when the peer's FIN or RESET_STREAM fixes the stream's
-// final size. f runs on quic-go's goroutine and must not block or call into the
-// stream.
-func (s *Stream) OnFinalSize(f func()) {
-	cb := func(int64) { f() }
+// OnFinalSize runs f with the final size when the peer's FIN or RESET_STREAM
+// fixes it. f runs on quic-go's goroutine and must not block or call into the
+// stream; if the final size is known already, it runs before OnFinalSize
+// returns.
+func (s *Stream) OnFinalSize(f func(size int64)) {
 	if s.bidi != nil {
-		s.bidi.SetReceiveFinalSizeCallback(cb)
+		s.bidi.SetReceiveFinalSizeCallback(f)
 	} else if s.recv != nil {
-		s.recv.SetReceiveFinalSizeCallback(cb)
+		s.recv.SetReceiveFinalSizeCallback(f)
 	}
 }

@@ -507,3 +507,41 @@ func TestReliableReset(t *testing.T) {
 	must(t, ps.Stream.Close())
 	closePair(t, client, server)
 }
+
+// Sends queued before Start reach quic-go when the stream starts, in order: a
+// send of several buffers is joined, DELAY_SEND data waits for a later send,
+// and every send completes exactly once, in both buffering modes.
+func TestSendsQueuedBeforeStart(t *testing.T) {
+	for _, buffering := range []quicx.Toggle{quicx.On, quicx.Off} {
+		t.Run(buffering.String(), func(t *testing.T) {
+			f := newFixture(t, quicx.Settings{PeerUnidiStreamCount: 1, SendBufferingEnabled: buffering})
+			client, server := connectPair(t, f)
+			s, err := client.OpenStream(quicx.StreamOpenUnidirectional)
+			must(t, err)
+			must(t, s.Send([][]byte{[]byte("a"), []byte("b")}, quicx.SendNone, 0))
+			must(t, s.Send([][]byte{[]byte("c")}, quicx.SendDelaySend, 1))
+			must(t, s.Start(quicx.StreamStartNone))
+			ps := expectNext[*quicx.PeerStreamStarted](t, server.Events())
+			r := expectNext[*quicx.Receive](t, ps.Stream.Events())
+			if got := string(bytes.Join(r.Buffers, nil)); got != "ab" || r.Flags&quicx.ReceiveFin != 0 {
+				t.Fatalf("first receive %q %v: want \"ab\" without FIN (\"c\" is delayed)", got, r.Flags)
+			}
+			r.Complete(r.TotalLength())
+			must(t, s.Send([][]byte{[]byte("d")}, quicx.SendFin, 2))
+			_, data := drainStream(t, ps.Stream)
+			if string(data) != "cd" {
+				t.Errorf("rest of the stream %q, want \"cd\"", data)
+			}
+			evs := drain(t, s.Events())
+			expectTypes(t, evs, "StartComplete", "SendComplete", "SendComplete", "SendComplete", "SendShutdownComplete", "StreamShutdownComplete")
+			for i, ev := range evs[1:4] {
+				if sc := ev.(*quicx.SendComplete); sc.Canceled || sc.Context != i {
+					t.Errorf("%v", sc)
+				}
+			}
+			must(t, s.Close())
+			must(t, ps.Stream.Close())
+			closePair(t, client, server)
+		})
+	}
+}

@@ -169,8 +169,7 @@ func (c *Connection) runOpener(o *opener, ac *adapter.Conn) {
 		if req.id != as.ID() {
 			c.log.Error("quic-go assigned an unexpected stream ID", "got", as.ID(), "want", req.id)
 		}
-		req.s.setTransport(as)
-		req.s.peerAccepted()
+		req.s.openedLate(as)
 	}
 }
 

@@ -32,6 +32,8 @@ type recvSide struct {
 	nextEv   int
 	pending  *Receive // delivered, not completed
 
+	chunkArr [2]chunk // chunks' first backing: most streams never need more
+
 	// Multi-receive mode: several Receive events outstanding, completion
 	// counted per stream.
 	multi     bool
@@ -61,6 +63,7 @@ type recvSide struct {
 
 func (r *recvSide) init(s *Stream, bufSize int) {
 	r.s, r.bufSize, r.enabled = s, bufSize, true
+	r.chunks = r.chunkArr[:0]
 	r.slotSize = min(smallReceiveBuffer, bufSize)
 	r.multi = s.multiRecv
 	r.appOwned = s.openFlags&StreamOpenAppOwnedBuffers != 0
@@ -260,8 +263,8 @@ func (r *recvSide) indicateMultiLocked(data []byte) {
 // per stream, whichever Receive it came from.
 func (r *recvSide) completeMulti(n uint64) {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockInline()
+	defer s.unlockInline()
 	if r.done {
 		return
 	}
@@ -286,8 +289,8 @@ func (r *recvSide) deliverLocked() {
 	}
 	ev := r.events[r.nextEv]
 	if ev == nil {
-		ev = &Receive{Buffers: make([][]byte, 0, 2)}
-		ev.completer = func(n uint64) { r.complete(ev, n) }
+		ev = &Receive{rcv: r}
+		ev.Buffers = ev.bufs[:0]
 		r.events[r.nextEv] = ev
 	}
 	r.nextEv ^= 1
@@ -308,8 +311,8 @@ func (r *recvSide) deliverLocked() {
 // complete is StreamReceiveComplete for the outstanding Receive ev.
 func (r *recvSide) complete(ev *Receive, n uint64) {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockInline()
+	defer s.unlockInline()
 	if ev != r.pending || r.done {
 		return // the stream ended since: nothing to complete
 	}

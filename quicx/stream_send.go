@@ -11,10 +11,11 @@ type sendReq struct {
 	bufs      [][]byte
 	n         int
 	ctx       any
-	delay     bool   // DELAY_SEND: wait for a later send without it
-	copied    bool   // bufs is quicx's copy (buffered mode)
-	completed bool   // SendComplete already queued
-	end       uint64 // stream offset after this send, once written
+	delay     bool      // DELAY_SEND: wait for a later send without it
+	copied    bool      // bufs is quicx's copy (buffered mode)
+	completed bool      // SendComplete already queued
+	end       uint64    // stream offset after this send, once written
+	one       [1][]byte // bufs's backing when it is quicx's single copy
 }
 
 // sendSide is a stream's send direction. Its fields are guarded by the
@@ -85,25 +86,25 @@ func (s *Stream) Send(bufs [][]byte, flags SendFlags, ctx any) error {
 	end, lossTracked := c.end, c.res.events&TrackLoss != 0
 	c.mu.Unlock()
 
-	s.mu.Lock()
+	s.lockInline()
 	switch {
 	case s.closed:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrInvalidState, "stream closed")
 	case !s.canSend:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrInvalidState, "a peer's unidirectional stream cannot send")
 	case end != nil && !end.byApp, s.connEnd != nil && !s.connEnd.byApp:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrAborted, "connection closed by the peer or the transport")
 	case s.snd.peerStop:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrAborted, "the peer stopped receiving (STOP_SENDING)")
 	case s.snd.fin || s.snd.aborted || s.phase == streamFinal:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrInvalidState, "send direction already shut down")
 	case flags&SendCancelOnLoss != 0 && !lossTracked:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrNotSupported, "CANCEL_ON_LOSS needs Settings.TransportEvents to include TrackLoss")
 	}
 	if flags&SendCancelOnLoss != 0 {
@@ -111,7 +112,7 @@ func (s *Stream) Send(bufs [][]byte, flags SendFlags, ctx any) error {
 	}
 	s.snd.acceptLocked(bufs, total, flags, ctx)
 	needStart := flags&SendStart != 0 && s.phase == streamOpened
-	s.mu.Unlock()
+	s.unlockInline()
 	if needStart {
 		// MsQuic: SEND_FLAG_START starts the stream with SHUTDOWN_ON_FAIL.
 		_ = s.start(op, StreamStartShutdownOnFail)
@@ -125,11 +126,12 @@ const inlineWriteMax = 16 << 10
 // acceptLocked queues a validated send.
 func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx any) {
 	s := snd.s
-	req := &sendReq{bufs: bufs, n: total, ctx: ctx, delay: flags&SendDelaySend != 0}
+	delay := flags&SendDelaySend != 0
 	snd.accepted += uint64(total)
-	if snd.tryInlineLocked(req, flags&SendFin != 0) {
+	if !delay && snd.tryInlineLocked(bufs, total, ctx, flags&SendFin != 0) {
 		return
 	}
+	req := &sendReq{bufs: bufs, n: total, ctx: ctx, delay: delay}
 	if s.sendBuffer && snd.held == 0 && (total == 0 || snd.copied+total <= snd.budget) {
 		// Copy now; the app gets its buffers back at once. Later sends are
 		// copied only while no earlier one holds the app's buffers, so
@@ -139,7 +141,8 @@ func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx
 			for _, b := range bufs {
 				buf = append(buf, b...)
 			}
-			req.bufs = [][]byte{buf}
+			req.one[0] = buf
+			req.bufs = req.one[:]
 		} else {
 			req.bufs = nil
 		}
@@ -165,20 +168,21 @@ func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx
 	snd.kickLocked()
 }
 
-// tryInlineLocked hands a small send to quic-go at once when nothing is queued
-// ahead of it and flow control lets it through: quic-go copies the data
-// without blocking, and no writer goroutine is needed. It reports false,
-// having done nothing, when the send must go through the queue.
-func (snd *sendSide) tryInlineLocked(req *sendReq, fin bool) bool {
+// tryInlineLocked hands a small send (without DELAY_SEND) to quic-go at once
+// when nothing is queued ahead of it and flow control lets it through: quic-go
+// copies the data without blocking, and no writer goroutine is needed. It
+// reports false, having done nothing, when the send must go through the queue.
+// Only a send that must wait for the peer's ACK becomes a sendReq.
+func (snd *sendSide) tryInlineLocked(bufs [][]byte, n int, ctx any, fin bool) bool {
 	s := snd.s
-	if s.phase != streamStarted || s.as == nil || snd.writing || len(snd.queue) > 0 || snd.aborted || req.delay || req.n > inlineWriteMax {
+	if s.phase != streamStarted || s.as == nil || snd.writing || len(snd.queue) > 0 || snd.aborted || n > inlineWriteMax {
 		return false
 	}
-	if req.n > 0 {
-		data := req.bufs[0]
-		if len(req.bufs) > 1 {
-			data = make([]byte, 0, req.n)
-			for _, b := range req.bufs {
+	if n > 0 {
+		data := bufs[0]
+		if len(bufs) > 1 {
+			data = make([]byte, 0, n)
+			for _, b := range bufs {
 				data = append(data, b...)
 			}
 		}
@@ -186,17 +190,15 @@ func (snd *sendSide) tryInlineLocked(req *sendReq, fin bool) bool {
 			return false // the writer will retry, and meet any error
 		}
 	}
-	snd.offset += uint64(req.n)
+	snd.offset += uint64(n)
 	if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
 		s.as.SetReliableBoundary()
 		snd.reliableAt = 0
 	}
 	if s.sendBuffer {
-		req.completed = true
-		s.q.Push(&SendComplete{Context: req.ctx})
+		s.q.Push(&SendComplete{Context: ctx})
 	} else {
-		req.end = snd.offset
-		snd.ackWait = append(snd.ackWait, req)
+		snd.ackWait = append(snd.ackWait, &sendReq{bufs: bufs, n: n, ctx: ctx, end: snd.offset})
 		snd.completeAckedLocked()
 	}
 	if fin {
@@ -244,9 +246,13 @@ func (snd *sendSide) finLocked() {
 }
 
 // kickLocked starts the writer if it has work and the stream is open in quic-go.
+// What quic-go takes at once (see flushInlineLocked) needs no writer.
 func (snd *sendSide) kickLocked() {
 	s := snd.s
 	if snd.writing || s.as == nil || s.phase != streamStarted || snd.done || snd.aborted {
+		return
+	}
+	if snd.flushInlineLocked() {
 		return
 	}
 	if len(snd.queue) > snd.delayed || (snd.fin && !snd.finWritten && len(snd.queue) == 0) {
@@ -255,17 +261,77 @@ func (snd *sendSide) kickLocked() {
 	}
 }
 
+// flushInlineLocked hands queued sends to quic-go from the caller's goroutine
+// while each is small and flow control takes it without blocking, and then the
+// FIN if it is due, exactly as the writer would: a stream whose request was
+// queued before it started (Send with SendStart) goes on the wire without a
+// writer goroutine. It reports true when nothing is left for a writer; on
+// false the writer takes over from the first send quic-go did not take, and
+// meets any error there.
+func (snd *sendSide) flushInlineLocked() bool {
+	s := snd.s
+	as := s.as
+	for len(snd.queue) > snd.delayed {
+		req := snd.queue[0]
+		if req.n > inlineWriteMax {
+			return false
+		}
+		if req.n > 0 {
+			data := req.bufs[0]
+			if len(req.bufs) > 1 {
+				data = make([]byte, 0, req.n)
+				for _, b := range req.bufs {
+					data = append(data, b...)
+				}
+			}
+			if ok, _, _ := as.TryWrite(data); !ok {
+				return false
+			}
+		}
+		snd.queue[0] = nil
+		snd.queue = snd.queue[1:]
+		if req.copied {
+			snd.copied -= req.n
+		} else {
+			snd.held--
+		}
+		snd.offset += uint64(req.n)
+		if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
+			as.SetReliableBoundary()
+			snd.reliableAt = 0
+		}
+		switch {
+		case req.completed:
+		case s.sendBuffer:
+			req.completed = true
+			s.q.Push(&SendComplete{Context: req.ctx})
+		default:
+			req.end = snd.offset
+			snd.ackWait = append(snd.ackWait, req)
+			snd.completeAckedLocked()
+		}
+	}
+	if len(snd.queue) > 0 {
+		return true // only DELAY_SEND data is left: it waits for a later send
+	}
+	if snd.fin && !snd.finWritten {
+		snd.writeFinLocked()
+		s.maybeFinalLocked()
+	}
+	return true
+}
+
 // run is the writer goroutine.
 func (snd *sendSide) run(as *adapter.Stream) {
 	s := snd.s
 	for {
-		s.mu.Lock()
+		s.lockInline()
 		if snd.aborted {
 			snd.writing = false
 			snd.cancelPendingLocked()
 			snd.finishAbortLocked()
 			s.maybeFinalLocked()
-			s.mu.Unlock()
+			s.unlockInline()
 			return
 		}
 		if len(snd.queue) <= snd.delayed {
@@ -274,7 +340,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 				snd.writeFinLocked()
 			}
 			s.maybeFinalLocked()
-			s.mu.Unlock()
+			s.unlockInline()
 			return
 		}
 		req := snd.queue[0]
@@ -284,7 +350,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			snd.held--
 		}
 		snd.inflight = req
-		s.mu.Unlock()
+		s.unlockInline()
 
 		res, code := adapter.WriteOK, uint64(0)
 		for _, b := range req.bufs {
@@ -295,7 +361,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			}
 		}
 
-		s.mu.Lock()
+		s.lockInline()
 		snd.inflight = nil
 		if req.copied {
 			snd.copied -= req.n
@@ -308,7 +374,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 				snd.aborted = true // the connection is ending; connectionEnded finishes
 			}
 			snd.cancelLocked(req)
-			s.mu.Unlock()
+			s.unlockInline()
 			continue
 		}
 		snd.offset += uint64(req.n)
@@ -326,7 +392,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			snd.ackWait = append(snd.ackWait, req)
 			snd.completeAckedLocked()
 		}
-		s.mu.Unlock()
+		s.unlockInline()
 	}
 }
 
