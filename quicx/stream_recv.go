@@ -52,6 +52,7 @@ type recvSide struct {
 	reading      bool
 	readerActive atomic.Bool // reading, readable without the lock
 	finished     atomic.Bool // the FIN was read or the direction is done
+	finalSeen    atomic.Bool // quic-go reported the final size (FIN or reset)
 	offset       uint64      // stream offset of the first unconsumed byte
 	readPos      uint64      // bytes read from quic-go so far
 	eof          bool        // the peer's FIN has been read
@@ -118,6 +119,9 @@ func (r *recvSide) releaseLocked() {
 	if r.held {
 		r.held = false
 		r.kickLocked()
+		if !r.reading && r.finalSeen.Load() {
+			go r.pollReset() // a reset that came while held, receive now disabled
+		}
 	}
 }
 
@@ -493,6 +497,7 @@ func (r *recvSide) moveSlotsToAppLocked() {
 // the final size. A reset must be reported even while the reader is idle
 // (receive disabled or paused), so an idle stream is checked off the loop.
 func (r *recvSide) finalSizeKnown() {
+	r.finalSeen.Store(true)
 	if !r.readerActive.Load() && !r.finished.Load() {
 		go r.pollReset()
 	}
@@ -502,7 +507,7 @@ func (r *recvSide) pollReset() {
 	s := r.s
 	s.mu.Lock()
 	as := s.as
-	active := r.reading || r.done
+	active := r.reading || r.done || r.held // a held stream looks when released
 	s.mu.Unlock()
 	if active || as == nil {
 		return

@@ -22,7 +22,7 @@ func TestSimPeerStreamSwitchesToAppOwnedBuffers(t *testing.T) {
 		cw := quicxtest.NewWatcher(s.Events())
 		simSendAll(t, s, []byte("0123456789"))
 		ps := simAwaitStream(t, p.Server.Events)
-		synctest.Wait() // the data and the FIN are at the server, not read
+		synctest.Wait() // the data and the FIN came with the stream; nothing read them
 
 		first, second := make([]byte, 4), make([]byte, 16)
 		simMust(t, ps.ProvideReceiveBuffers([][]byte{first, second}))
@@ -49,6 +49,36 @@ func TestSimPeerStreamSwitchesToAppOwnedBuffers(t *testing.T) {
 		}
 		if string(got) != "0123456789" || string(first) != "0123" || string(second[:6]) != "456789" {
 			t.Fatalf("got %q; app buffers %q %q\n%s", got, first, second, w.Timeline())
+		}
+		simMust(t, ps.Close())
+		<-w.Done()
+		simMust(t, s.Close())
+		<-cw.Done()
+	})
+}
+
+// A peer stream whose receive the app disables before its first Events call
+// (MsQuic: inline in PEER_STREAM_STARTED) indicates no data, but the peer's
+// reset still comes at once: PeerSendAborted with the peer's code.
+func TestSimPeerStreamResetWhileReceiveDisabled(t *testing.T) {
+	simTest(t, func(t *testing.T) {
+		p := quicxtest.NewPair(t, quicxtest.PairConfig{Seed: 13, Link: quicxtest.Link{Latency: 5 * time.Millisecond},
+			Settings: quicx.Settings{PeerUnidiStreamCount: 1}})
+		s, err := p.Client.Conn.OpenStream(quicx.StreamOpenUnidirectional)
+		simMust(t, err)
+		cw := quicxtest.NewWatcher(s.Events())
+		simMust(t, s.Send([][]byte{[]byte("data")}, quicx.SendStart, nil))
+		ps := simAwaitStream(t, p.Server.Events)
+		simMust(t, ps.SetReceiveEnabled(false))
+		simMust(t, s.Shutdown(quicx.StreamShutdownAbortSend, 42))
+		time.Sleep(50 * time.Millisecond) // simulated: the reset reaches the server
+		synctest.Wait()
+		w := quicxtest.NewWatcher(ps.Events())
+		if _, err := w.ExpectExactly(
+			quicxtest.Equal(&quicx.PeerSendAborted{ErrorCode: 42}),
+			quicxtest.Type[*quicx.StreamShutdownComplete](),
+		); err != nil {
+			t.Fatal(err)
 		}
 		simMust(t, ps.Close())
 		<-w.Done()
