@@ -115,7 +115,6 @@ func newPeerStream(c *Connection, as *adapter.Stream, uni bool) *Stream {
 	s := newStream(c, flags, false, uni, res)
 	s.as, s.id, s.hasID, s.phase = as, as.ID(), true, streamStarted
 	s.tracked = as.TracksAcks()
-	s.rcv.held = true
 	return s
 }
 
@@ -137,10 +136,11 @@ func (s *Stream) startPeer() {
 // until it is closed: events wait for the reader (none is ever dropped), and
 // while they wait a goroutine of quicx waits with them.
 //
-// A peer's stream reads nothing from the transport until Events is first
-// called (or ProvideReceiveBuffers): what MsQuic allows inline in
+// A stream reads nothing from the transport until Events is first called (or
+// ProvideReceiveBuffers): on a peer's stream, what MsQuic allows inline in
 // PEER_STREAM_STARTED, such as switching to app-owned buffers or disabling
-// receive, can be done first. Its data waits in QUIC flow control meanwhile.
+// receive, can be done first. Its data waits in QUIC flow control meanwhile;
+// it could not be consumed without the events anyway.
 func (s *Stream) Events() <-chan StreamEvent {
 	if !s.eventsAsked.Load() && s.eventsAsked.CompareAndSwap(false, true) {
 		s.mu.Lock()

@@ -47,7 +47,7 @@ type recvSide struct {
 	needSent bool     // ReceiveBufferNeeded raised, waiting for buffers
 
 	enabled      bool
-	held         bool // a peer stream before the app first asks for its events or buffers
+	held         bool // the app has not yet asked for the stream's events or buffers
 	paused       bool // a partial completion paused delivery
 	reading      bool
 	readerActive atomic.Bool // reading, readable without the lock
@@ -63,7 +63,7 @@ type recvSide struct {
 }
 
 func (r *recvSide) init(s *Stream, bufSize int) {
-	r.s, r.bufSize, r.enabled = s, bufSize, true
+	r.s, r.bufSize, r.enabled, r.held = s, bufSize, true, true
 	r.chunks = r.chunkArr[:0]
 	r.slotSize = min(smallReceiveBuffer, bufSize)
 	r.multi = s.multiRecv
@@ -114,7 +114,7 @@ func (r *recvSide) kickLocked() {
 	go r.run(s.as)
 }
 
-// releaseLocked lets a held peer stream start reading.
+// releaseLocked lets a held stream start reading.
 func (r *recvSide) releaseLocked() {
 	if r.held {
 		r.held = false
