@@ -118,3 +118,92 @@ func checkStreamCreditEvents(t *testing.T, w *quicxtest.Watcher[quicx.Connection
 		t.Fatalf("server connection events:\n%s", w.Timeline())
 	}
 }
+
+// Open vs start: a stream closed before it starts leaves nothing on the wire;
+// sends and a graceful shutdown queued before Start go out after it; Start is
+// answered by exactly one StartComplete; FAIL_BLOCKED fails with
+// StreamLimitReached (with SHUTDOWN_ON_FAIL a StreamShutdownComplete follows);
+// INDICATE_PEER_ACCEPT gives PeerAccepted once the peer's credit covers the
+// stream.
+func TestStreamsOpenVsStart(t *testing.T) {
+	overBothNetworks(t, with(1, 1), 22, func(e *streamEnv) {
+		t := e.t
+		abandoned := e.open(quicx.StreamOpenUnidirectional)
+		must(t, abandoned.S.Send([][]byte{[]byte("never")}, quicx.SendFin, nil))
+		must(t, abandoned.S.Shutdown(quicx.StreamShutdownAbortSend, 3))
+		must(t, abandoned.S.Close())
+		if err := abandoned.W.ExpectClosed(); err != nil {
+			t.Fatal(err)
+		}
+		if err := abandoned.S.Start(quicx.StreamStartNone); !errors.Is(err, quicx.ErrInvalidState) {
+			t.Errorf("start after close: %v", err)
+		}
+
+		data := payload(3, 30<<10)
+		queued := e.open(quicx.StreamOpenUnidirectional)
+		must(t, queued.S.Send([][]byte{data[:10<<10]}, quicx.SendNone, "q1"))
+		must(t, queued.S.Send([][]byte{data[10<<10:]}, quicx.SendNone, "q2"))
+		must(t, queued.S.Shutdown(quicx.StreamShutdownGraceful, 0))
+		if _, err := queued.S.ID(); !errors.Is(err, quicx.ErrInvalidState) {
+			t.Errorf("ID before start: %v", err)
+		}
+		must(t, queued.S.Start(quicx.StreamStartNone))
+		if err := queued.S.Start(quicx.StreamStartNone); !errors.Is(err, quicx.ErrInvalidState) {
+			t.Errorf("second start: %v", err)
+		}
+		// The abandoned stream took no ID: this one is the first on the wire.
+		pq := e.accept()
+		if id, err := pq.S.ID(); err != nil || id != 2 {
+			t.Fatalf("the server's first stream has ID %d (%v)", id, err)
+		}
+		if got := pq.readAll(t); !slices.Equal(got, data) {
+			t.Fatalf("server got %d bytes, want %d", len(got), len(data))
+		}
+		pq.ends(t, mPeerSendShutdown, mStreamDone)
+		queued.ends(t, mStarted(2, true), mSent("q1"), mSent("q2"), mGracefulSend, mStreamDone)
+
+		// Bidirectional credit 1: the first stream takes it.
+		b1 := e.open(quicx.StreamOpenNone)
+		must(t, b1.S.Send([][]byte{[]byte("b1")}, quicx.SendStart|quicx.SendFin, "b1"))
+		b1.exactly(t, mStarted(0, true), mSent("b1"), mGracefulSend)
+		limit := quicxtest.Equal(&quicx.StartComplete{Status: quicx.ErrStreamLimitReached})
+		b2 := e.open(quicx.StreamOpenNone)
+		must(t, b2.S.Start(quicx.StreamStartFailBlocked))
+		b2.exactly(t, limit)
+		must(t, b2.S.Close())
+		if err := b2.W.ExpectClosed(); err != nil { // a failed start gets no final event
+			t.Fatal(err)
+		}
+		b3 := e.open(quicx.StreamOpenNone)
+		must(t, b3.S.Start(quicx.StreamStartFailBlocked | quicx.StreamStartShutdownOnFail))
+		b3.ends(t, limit, mStreamDone)
+		b4 := e.open(quicx.StreamOpenNone)
+		must(t, b4.S.Send([][]byte{[]byte("b4")}, quicx.SendFin, "b4"))
+		must(t, b4.S.Start(quicx.StreamStartIndicatePeerAccept))
+		b4.exactly(t, mStarted(4, false), mSent("b4"))
+
+		// The server finishes the first stream both ways: its credit comes back.
+		pb1 := e.accept()
+		if got := pb1.readAll(t); string(got) != "b1" { // the FIN may come apart from the data
+			t.Fatalf("server got %q", got)
+		}
+		pb1.exactly(t, mPeerSendShutdown)
+		must(t, pb1.S.Shutdown(quicx.StreamShutdownGraceful, 0))
+		pb1.ends(t, mGracefulSend, mStreamDone)
+		b1.receive(t, 0, quicx.ReceiveFin, nil, 0)
+		b1.ends(t, mPeerSendShutdown, mStreamDone)
+		b4.exactly(t, quicxtest.Type[*quicx.PeerAccepted](), mGracefulSend)
+		pb4 := e.accept()
+		if id, err := pb4.S.ID(); err != nil || id != 4 {
+			t.Fatalf("the server's second bidirectional stream has ID %d (%v)", id, err)
+		}
+		if got := pb4.readAll(t); string(got) != "b4" { // the FIN may come apart from the data
+			t.Fatalf("server got %q", got)
+		}
+		pb4.exactly(t, mPeerSendShutdown)
+		must(t, pb4.S.Shutdown(quicx.StreamShutdownGraceful, 0))
+		pb4.ends(t, mGracefulSend, mStreamDone)
+		b4.receive(t, 0, quicx.ReceiveFin, nil, 0)
+		b4.ends(t, mPeerSendShutdown, mStreamDone)
+	})
+}
