@@ -3,7 +3,9 @@ package integration_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"quicx.dev/quicx"
 	"quicx.dev/quicx/quicxtest"
@@ -175,7 +177,7 @@ func TestStreamsOpenVsStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		b3 := e.open(quicx.StreamOpenNone)
-		must(t, b3.S.Start(quicx.StreamStartFailBlocked | quicx.StreamStartShutdownOnFail))
+		must(t, b3.S.Start(quicx.StreamStartFailBlocked|quicx.StreamStartShutdownOnFail))
 		b3.ends(t, limit, mStreamDone)
 		b4 := e.open(quicx.StreamOpenNone)
 		must(t, b4.S.Send([][]byte{[]byte("b4")}, quicx.SendFin, "b4"))
@@ -205,5 +207,124 @@ func TestStreamsOpenVsStart(t *testing.T) {
 		pb4.ends(t, mGracefulSend, mStreamDone)
 		b4.receive(t, 0, quicx.ReceiveFin, nil, 0)
 		b4.ends(t, mPeerSendShutdown, mStreamDone)
+	})
+}
+
+// Buffered sends (the default): each send completes once, in order, as soon
+// as quicx copied it, long before the peer could acknowledge anything; a send
+// after FIN is refused; the graceful SendShutdownComplete waits for the FIN
+// and every byte to be acknowledged.
+func TestStreamsSendBuffered(t *testing.T) {
+	overBothNetworks(t, with(0, 1), 23, func(e *streamEnv) {
+		t := e.t
+		data := payload(4, 64<<10)
+		s := e.open(quicx.StreamOpenUnidirectional)
+		sentAt := time.Since(e.origin)
+		must(t, s.S.Send([][]byte{data[:32<<10]}, quicx.SendStart, "p1"))
+		must(t, s.S.Send([][]byte{data[32<<10:]}, quicx.SendFin, "p2"))
+		if err := s.S.Send([][]byte{[]byte("late")}, quicx.SendNone, nil); !errors.Is(err, quicx.ErrInvalidState) {
+			t.Errorf("send after FIN: %v", err)
+		}
+		p := e.accept()
+		if got := p.readAll(t); !slices.Equal(got, data) {
+			t.Fatalf("server got %d bytes, want %d", len(got), len(data))
+		}
+		p.ends(t, mPeerSendShutdown, mStreamDone)
+		s.ends(t, mStarted(2, true), mSent("p1"), mSent("p2"), mGracefulSend, mStreamDone)
+		checkSendTimes(e, s, sentAt, false)
+		st, err := s.S.Stats()
+		must(t, err)
+		if n := uint64(len(data)); st.SendTotalBytes != n || st.SendSentBytes != n || st.SendAckedBytes != n {
+			t.Errorf("sender stats %+v, want %d bytes sent and acknowledged", st, n)
+		}
+	})
+}
+
+// Non-buffered sends (SendBufferingEnabled Off): quicx holds the app's
+// buffers until the peer acknowledged them, so each SendComplete, one per
+// send and in order, comes a round trip after the send at the earliest.
+func TestStreamsSendUnbuffered(t *testing.T) {
+	settings := with(0, 1)
+	settings.SendBufferingEnabled = quicx.Off
+	overBothNetworks(t, settings, 24, func(e *streamEnv) {
+		t := e.t
+		data := payload(5, 60<<10)
+		s := e.open(quicx.StreamOpenUnidirectional)
+		sentAt := time.Since(e.origin)
+		for i := range 3 {
+			flags := quicx.SendNone
+			if i == 0 {
+				flags |= quicx.SendStart
+			}
+			if i == 2 {
+				flags |= quicx.SendFin
+			}
+			must(t, s.S.Send([][]byte{data[i*20<<10 : (i+1)*20<<10]}, flags, i))
+		}
+		p := e.accept()
+		if got := p.readAll(t); !slices.Equal(got, data) {
+			t.Fatalf("server got %d bytes, want %d", len(got), len(data))
+		}
+		p.ends(t, mPeerSendShutdown, mStreamDone)
+		s.ends(t, mStarted(2, true), mSent(0), mSent(1), mSent(2), mGracefulSend, mStreamDone)
+		checkSendTimes(e, s, sentAt, true)
+	})
+}
+
+// checkSendTimes checks, on the in-memory network, when the send events of s
+// came after its sends at sentAt: the acknowledgement of the FIN (and, when
+// afterAck, every SendComplete) a round trip later at the earliest, a buffered
+// SendComplete at once.
+func checkSendTimes(e *streamEnv, s envStream, sentAt time.Duration, afterAck bool) {
+	if !e.sim() {
+		return // loopback's round trip is too short to tell
+	}
+	rtt := 2 * simLossyLink.Latency
+	for _, o := range s.W.Observed() {
+		d := o.At - sentAt
+		switch o.Event.(type) {
+		case *quicx.SendComplete:
+			if afterAck && d < rtt || !afterAck && d >= simLossyLink.Latency {
+				e.t.Errorf("%s %v after the send", o.Text, d)
+			}
+		case *quicx.SendShutdownComplete:
+			if d < rtt {
+				e.t.Errorf("%s %v after the send, before any acknowledgement", o.Text, d)
+			}
+		}
+	}
+}
+
+// STOP_SENDING while sends wait for acknowledgement: PeerReceiveAborted with
+// the peer's code, every pending send completes canceled, then the abortive
+// SendShutdownComplete; later sends fail with ErrAborted.
+func TestStreamsSendAfterStopSending(t *testing.T) {
+	settings := with(1, 0)
+	settings.SendBufferingEnabled = quicx.Off
+	overBothNetworks(t, settings, 25, func(e *streamEnv) {
+		t := e.t
+		s := e.open(quicx.StreamOpenNone)
+		// More than the peer's stream window: the first send cannot be
+		// acknowledged in full while the server reads nothing.
+		must(t, s.S.Send([][]byte{payload(6, 100<<10)}, quicx.SendStart, "x0"))
+		must(t, s.S.Send([][]byte{payload(7, 10<<10)}, quicx.SendNone, "x1"))
+		p := e.accept()
+		must(t, p.S.Shutdown(quicx.StreamShutdownAbortReceive, 5))
+		s.exactly(t, mStarted(0, true), quicxtest.Equal(&quicx.PeerReceiveAborted{ErrorCode: 5}),
+			mCanceled("x0"), mCanceled("x1"), mAbortedSend)
+		if err := s.S.Send([][]byte{[]byte("y")}, quicx.SendNone, nil); !errors.Is(err, quicx.ErrAborted) {
+			t.Errorf("send after STOP_SENDING: %v", err)
+		}
+		must(t, s.S.Shutdown(quicx.StreamShutdownAbortReceive, 9))
+		s.ends(t, mStreamDone)
+		// The server aborted its receive itself: no PeerSendAborted for the
+		// client's reset. A Receive queued before the abort may still come.
+		got := p.rest(t)
+		if len(got) > 0 && strings.HasPrefix(got[0], "Receive{off=0 ") {
+			got = got[1:]
+		}
+		if want := []string{"PeerReceiveAborted{code=0x9}", "SendShutdownComplete{graceful=false}", "StreamShutdownComplete{appClose=false}"}; !slices.Equal(got, want) {
+			t.Fatalf("server stream:\n%s", p.W.Timeline())
+		}
 	})
 }

@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"testing"
 	"testing/cryptotest"
@@ -163,6 +164,22 @@ func (es envStream) readAll(t testing.TB) []byte {
 		if fin {
 			return got
 		}
+	}
+}
+
+// rest reads the stream's events until its channel closes and returns their
+// texts, completing no Receive: for the sequences whose order the test cannot
+// fix.
+func (es envStream) rest(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	for {
+		ev, err := es.W.Next()
+		if errors.Is(err, quicxtest.ErrClosed) {
+			return out
+		}
+		must(t, err)
+		out = append(out, ev.String())
 	}
 }
 
