@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -325,6 +326,98 @@ func TestStreamsSendAfterStopSending(t *testing.T) {
 		}
 		if want := []string{"PeerReceiveAborted{code=0x9}", "SendShutdownComplete{graceful=false}", "StreamShutdownComplete{appClose=false}"}; !slices.Equal(got, want) {
 			t.Fatalf("server stream:\n%s", p.W.Timeline())
+		}
+	})
+}
+
+// helloStream opens a bidirectional stream whose client has sent "hello"
+// (no FIN) and whose server has consumed it, each side having seen exactly
+// that.
+func helloStream(e *streamEnv, id uint64) (client, server envStream) {
+	e.t.Helper()
+	client = e.open(quicx.StreamOpenNone)
+	must(e.t, client.S.Send([][]byte{[]byte("hello")}, quicx.SendStart, "hello"))
+	client.exactly(e.t, mStarted(id, true), mSent("hello"))
+	server = e.accept()
+	server.receive(e.t, 0, quicx.ReceiveNone, []byte("hello"), 5)
+	return client, server
+}
+
+// endsPeerAborted checks the end of a stream whose peer aborted both
+// directions with sendCode and recvCode: RESET_STREAM and STOP_SENDING reach
+// quicx on different goroutines, so PeerSendAborted may come on either side of
+// the PeerReceiveAborted and the send abort that answers it at once.
+func endsPeerAborted(t *testing.T, p envStream, sendCode, recvCode uint64) {
+	t.Helper()
+	sa := fmt.Sprintf("PeerSendAborted{code=%#x}", sendCode)
+	ra := []string{fmt.Sprintf("PeerReceiveAborted{code=%#x}", recvCode), "SendShutdownComplete{graceful=false}"}
+	done := "StreamShutdownComplete{appClose=false}"
+	got := p.rest(t)
+	if !slices.Equal(got, slices.Concat([]string{sa}, ra, []string{done})) && !slices.Equal(got, slices.Concat(ra, []string{sa, done})) {
+		t.Fatalf("server stream:\n%s", p.W.Timeline())
+	}
+}
+
+// Shutdown: graceful, abort send, abort receive, abort both (the first code
+// per direction wins, the directions' codes are independent) and immediate,
+// each on its own stream, with both ends' exact sequences.
+func TestStreamsShutdown(t *testing.T) {
+	overBothNetworks(t, with(8, 0), 26, func(e *streamEnv) {
+		t := e.t
+		{ // graceful
+			c, p := helloStream(e, 0)
+			must(t, c.S.Shutdown(quicx.StreamShutdownGraceful, 0))
+			c.exactly(t, mGracefulSend)
+			p.receive(t, 5, quicx.ReceiveFin, nil, 0)
+			p.exactly(t, mPeerSendShutdown)
+			must(t, p.S.Shutdown(quicx.StreamShutdownGraceful, 0))
+			p.ends(t, mGracefulSend, mStreamDone)
+			c.receive(t, 0, quicx.ReceiveFin, nil, 0)
+			c.ends(t, mPeerSendShutdown, mStreamDone)
+		}
+		{ // abort send
+			c, p := helloStream(e, 4)
+			must(t, c.S.Shutdown(quicx.StreamShutdownAbortSend, 11))
+			c.exactly(t, mAbortedSend)
+			p.exactly(t, quicxtest.Equal(&quicx.PeerSendAborted{ErrorCode: 11}))
+			must(t, p.S.Shutdown(quicx.StreamShutdownGraceful, 0))
+			p.ends(t, mGracefulSend, mStreamDone)
+			c.receive(t, 0, quicx.ReceiveFin, nil, 0)
+			c.ends(t, mPeerSendShutdown, mStreamDone)
+		}
+		{ // abort receive
+			c, p := helloStream(e, 8)
+			must(t, c.S.Shutdown(quicx.StreamShutdownAbortReceive, 12))
+			p.exactly(t, quicxtest.Equal(&quicx.PeerReceiveAborted{ErrorCode: 12}), mAbortedSend)
+			must(t, c.S.Shutdown(quicx.StreamShutdownGraceful, 0))
+			c.ends(t, mGracefulSend, mStreamDone) // no PeerSendAborted: the client aborted its receive
+			p.receive(t, 5, quicx.ReceiveFin, nil, 0)
+			p.ends(t, mPeerSendShutdown, mStreamDone)
+		}
+		{ // abort both
+			c, p := helloStream(e, 12)
+			must(t, c.S.Shutdown(quicx.StreamShutdownAbortSend, 0x1234567890))
+			must(t, c.S.Shutdown(quicx.StreamShutdownAbortSend, 7)) // ignored: the first code won
+			must(t, c.S.Shutdown(quicx.StreamShutdownAbortReceive, 0x9876543210))
+			must(t, c.S.Shutdown(quicx.StreamShutdownAbort, 8)) // ignored in both directions
+			if err := c.S.Shutdown(quicx.StreamShutdownGraceful|quicx.StreamShutdownAbortSend, 0); !errors.Is(err, quicx.ErrInvalidParameter) {
+				t.Errorf("graceful with abort: %v", err)
+			}
+			c.ends(t, mAbortedSend, mStreamDone)
+			endsPeerAborted(t, p, 0x1234567890, 0x9876543210)
+		}
+		{ // immediate
+			c, p := helloStream(e, 16)
+			if err := c.S.Shutdown(quicx.StreamShutdownImmediate|quicx.StreamShutdownAbortSend, 0); !errors.Is(err, quicx.ErrInvalidParameter) {
+				t.Errorf("immediate without both aborts: %v", err)
+			}
+			at := time.Since(e.origin)
+			must(t, c.S.Shutdown(quicx.StreamShutdownAbort|quicx.StreamShutdownImmediate, 14))
+			c.ends(t, mAbortedSend, mStreamDone)
+			if last := c.W.Observed()[3]; e.sim() && last.At != at {
+				t.Errorf("%s %v after the immediate shutdown, want at once", last.Text, last.At-at)
+			}
+			endsPeerAborted(t, p, 14, 14)
 		}
 	})
 }
