@@ -49,6 +49,7 @@ type recvSide struct {
 	reading      bool
 	readerActive atomic.Bool // reading, readable without the lock
 	finished     atomic.Bool // the FIN was read or the direction is done
+	finalSize    atomic.Bool // the peer's FIN or reset fixed the final size
 	offset       uint64      // stream offset of the first unconsumed byte
 	eof          bool        // the peer's FIN has been read
 	done         bool        // the receive direction is finished
@@ -143,7 +144,15 @@ func (r *recvSide) run(as *adapter.Stream) {
 		if r.done || r.eof || !r.enabled || r.paused || s.phase != streamStarted || !r.canReadLocked() {
 			r.reading = false
 			r.readerActive.Store(false)
+			idle := !r.done && !r.eof
 			s.mu.Unlock()
+			// A reset that came while this reader was active was left to it by
+			// finalSizeKnown, but the reader stops without reading again:
+			// look for the reset now, or it goes unreported while receive is
+			// paused or disabled.
+			if idle && r.finalSize.Load() {
+				r.pollReset()
+			}
 			return
 		}
 		buf, slot := r.targetLocked()
@@ -430,6 +439,9 @@ func (r *recvSide) moveSlotsToAppLocked() {
 // the final size. A reset must be reported even while the reader is idle
 // (receive disabled or paused), so an idle stream is checked off the loop.
 func (r *recvSide) finalSizeKnown() {
+	// Either this sees the reader inactive, or the reader, stopping later,
+	// sees finalSize set (run): one of them polls.
+	r.finalSize.Store(true)
 	if !r.readerActive.Load() && !r.finished.Load() {
 		go r.pollReset()
 	}
