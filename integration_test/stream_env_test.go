@@ -211,3 +211,23 @@ func mSent(ctx any) quicxtest.Matcher { return quicxtest.Equal(&quicx.SendComple
 func mCanceled(ctx any) quicxtest.Matcher {
 	return quicxtest.Equal(&quicx.SendComplete{Canceled: true, Context: ctx})
 }
+
+// quiet checks that the stream raised no event beyond the n it had: on the
+// in-memory network after everything on its way has happened (settle).
+func (es envStream) quiet(e *streamEnv, n int) {
+	e.t.Helper()
+	e.settle()
+	if got := len(es.W.Events()); got != n {
+		e.t.Fatalf("%d events, want %d:\n%s", got, n, es.W.Timeline())
+	}
+}
+
+// nextReceive takes the next event, which must be a Receive at offset.
+func (es envStream) nextReceive(t testing.TB, offset uint64) *quicx.Receive {
+	t.Helper()
+	r := es.exactly(t, quicxtest.Type[*quicx.Receive]())[0].(*quicx.Receive)
+	if r.AbsoluteOffset != offset {
+		t.Fatalf("%v, want offset %d", r, offset)
+	}
+	return r
+}
