@@ -570,3 +570,126 @@ func TestStreamsAppOwnedBuffers(t *testing.T) {
 		c.ends(t, mPeerSendShutdown, mStreamDone)
 	})
 }
+
+// Priority: streams of the lowest, default and highest priority, sent at
+// once, all arrive intact; Priority reads back what SetPriority set. Per-stream
+// statistics count every byte on both ends.
+func TestStreamsPriorityAndStats(t *testing.T) {
+	overBothNetworks(t, with(0, 3), 30, func(e *streamEnv) {
+		t := e.t
+		priorities := []uint16{0, 0x7FFF, 0xFFFF}
+		sent := map[uint64][]byte{}
+		var streams []envStream
+		for i, prio := range priorities {
+			s := e.open(quicx.StreamOpenUnidirectional)
+			if s.S.Priority() != 0x7FFF {
+				t.Errorf("default priority %#x", s.S.Priority())
+			}
+			must(t, s.S.SetPriority(prio))
+			if got := s.S.Priority(); got != prio {
+				t.Errorf("priority %#x, set %#x", got, prio)
+			}
+			data := payload(byte(10+i), 30<<10)
+			must(t, s.S.Send([][]byte{data}, quicx.SendStart|quicx.SendFin, i))
+			id := uint64(2 + 4*i)
+			s.exactly(t, mStarted(id, true), mSent(i))
+			sent[id] = data
+			streams = append(streams, s)
+		}
+		for range priorities {
+			p := e.accept()
+			id, err := p.S.ID()
+			must(t, err)
+			if got := p.readAll(t); !bytes.Equal(got, sent[id]) {
+				t.Fatalf("stream %d: got %d bytes that differ from the %d sent", id, len(got), len(sent[id]))
+			}
+			p.ends(t, mPeerSendShutdown, mStreamDone)
+			st, err := p.S.Stats()
+			must(t, err)
+			if n := uint64(len(sent[id])); st.RecvTotalBytes != n || st.RecvConsumed != n {
+				t.Errorf("stream %d receiver stats %+v, want %d bytes", id, st, n)
+			}
+		}
+		var acked []time.Duration // when each stream's FIN and data were acknowledged
+		for i, s := range streams {
+			s.ends(t, mGracefulSend, mStreamDone)
+			acked = append(acked, s.W.Observed()[2].At)
+			st, err := s.S.Stats()
+			must(t, err)
+			if n := uint64(30 << 10); st.SendTotalBytes != n || st.SendSentBytes != n || st.SendAckedBytes != n {
+				t.Errorf("stream %d sender stats %+v, want %d bytes sent and acknowledged", i, st, n)
+			}
+		}
+		// On the slow simulated link the three sends queue together: the
+		// highest priority is through first (loss may reorder the others).
+		if e.sim() && !(acked[2] < acked[1] && acked[2] < acked[0]) {
+			t.Errorf("acknowledged after %v (priority 0), %v (0x7FFF), %v (0xFFFF)", acked[0], acked[1], acked[2])
+		}
+	})
+}
+
+// Close: on an active stream it aborts both directions with code 0 and still
+// delivers the final events; a connection's shutdown ends its streams, each
+// with exactly one StreamShutdownComplete, last, before the connection's own.
+func TestStreamsClose(t *testing.T) {
+	overBothNetworks(t, with(4, 0), 31, func(e *streamEnv) {
+		t := e.t
+		c, p := helloStream(e, 0)
+		must(t, c.S.Close())
+		c.ends(t, mAbortedSend, mStreamClosed)
+		if err := c.S.Send([][]byte{[]byte("x")}, quicx.SendNone, nil); !errors.Is(err, quicx.ErrInvalidState) {
+			t.Errorf("send on a closed stream: %v", err)
+		}
+		endsPeerAborted(t, p, 0, 0)
+
+		// Two streams with data both ways, ended by the client's connection
+		// shutdown.
+		var clients, servers []envStream
+		for _, id := range []uint64{4, 8} {
+			c, p := helloStream(e, id)
+			must(t, p.S.Send([][]byte{[]byte("world")}, quicx.SendNone, "world"))
+			p.exactly(t, mSent("world"))
+			c.receive(t, 0, quicx.ReceiveNone, []byte("world"), 5)
+			clients, servers = append(clients, c), append(servers, p)
+		}
+		must(t, e.Client.Conn.Shutdown(quicx.ShutdownNone, 0x99))
+		byApp := quicxtest.Equal(&quicx.StreamShutdownComplete{ConnectionShutdown: true, ConnectionShutdownByApp: true, ConnectionErrorCode: 0x99})
+		remotely := quicxtest.Equal(&quicx.StreamShutdownComplete{ConnectionShutdown: true, ConnectionClosedRemotely: true, ConnectionErrorCode: 0x99})
+		for i := range clients {
+			clients[i].ends(t, mAbortedSend, byApp)
+			servers[i].ends(t, mAbortedSend, remotely)
+		}
+		if _, err := e.Client.Events.ExpectExactly(quicxtest.Equal(&quicx.ConnectionShutdownComplete{HandshakeCompleted: true})); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Server.Events.ExpectExactly(
+			quicxtest.Equal(&quicx.ShutdownInitiatedByPeer{ErrorCode: 0x99}),
+			quicxtest.Equal(&quicx.ConnectionShutdownComplete{HandshakeCompleted: true}),
+		); err != nil {
+			t.Fatal(err)
+		}
+		for _, ep := range []quicxtest.Endpoint{e.Client, e.Server} {
+			if err := ep.Events.ExpectClosed(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if e.sim() { // one instant holds them all; a stream's end is never later
+			for i, w := range []envStream{clients[0], clients[1], servers[0], servers[1]} {
+				conn := e.Client.Events
+				if i >= 2 {
+					conn = e.Server.Events
+				}
+				streamEnd, connEnd := lastObserved(w.W), lastObserved(conn)
+				if streamEnd > connEnd {
+					t.Errorf("a stream ended at %v, after its connection at %v", streamEnd, connEnd)
+				}
+			}
+		}
+	})
+}
+
+// lastObserved is when w observed its last event.
+func lastObserved[E fmt.Stringer](w *quicxtest.Watcher[E]) time.Duration {
+	obs := w.Observed()
+	return obs[len(obs)-1].At
+}
