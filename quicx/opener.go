@@ -170,7 +170,6 @@ func (c *Connection) runOpener(o *opener, ac *adapter.Conn) {
 			c.log.Error("quic-go assigned an unexpected stream ID", "got", as.ID(), "want", req.id)
 		}
 		req.s.setTransport(as)
-		req.s.peerAccepted()
 	}
 }
 

@@ -185,11 +185,15 @@ func (s *Stream) startFailedLocked(st Status, flags StreamStartFlags) {
 	}
 }
 
-// setTransport attaches quic-go's stream once it is opened (at Start, or later
-// when the peer grants credit).
+// setTransport attaches quic-go's stream once it is opened late, when the
+// peer granted credit: PeerAccepted (if asked for) is queued in the same step,
+// before the stream can send and so before any event its sends cause.
 func (s *Stream) setTransport(as *adapter.Stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.startFlags&StreamStartIndicatePeerAccept != 0 && s.phase == streamStarted {
+		s.q.Push(&PeerAccepted{})
+	}
 	s.attachLocked(as)
 }
 
@@ -219,15 +223,6 @@ func (s *Stream) transportReadyLocked() {
 	s.watchTransportLocked()
 	s.snd.kickLocked()
 	s.rcv.kickLocked()
-}
-
-// peerAccepted runs when a stream that waited for the peer's credit is opened.
-func (s *Stream) peerAccepted() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.startFlags&StreamStartIndicatePeerAccept != 0 && s.phase == streamStarted {
-		s.q.Push(&PeerAccepted{})
-	}
 }
 
 // watchTransportLocked arranges for STOP_SENDING and RESET_STREAM to be seen
