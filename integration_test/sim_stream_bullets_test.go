@@ -97,9 +97,10 @@ func TestStreamsCountFlowControl(t *testing.T) {
 // checkStreamCreditEvents checks the server's connection events after
 // Connected: the peer streams with the IDs want, in order, and PeerNeedsStreams
 // for the bidirectional, then the unidirectional direction, each at least once
-// (a STREAMS_BLOCKED frame is sent again when its packet is lost), and nothing
-// else. A PeerNeedsStreams and a PeerStreamStarted carried by one packet reach
-// quicx on different goroutines: their relative order is not defined.
+// (a STREAMS_BLOCKED frame is sent again when its packet is lost or a probe
+// repeats it), and nothing else. A PeerNeedsStreams and a PeerStreamStarted
+// carried by one packet reach quicx on different goroutines: their relative
+// order is not defined.
 func checkStreamCreditEvents(t *testing.T, w *quicxtest.Watcher[quicx.ConnectionEvent], want ...uint64) {
 	t.Helper()
 	evs := w.Events()
@@ -118,7 +119,7 @@ func checkStreamCreditEvents(t *testing.T, w *quicxtest.Watcher[quicx.Connection
 			t.Fatalf("unexpected %v:\n%s", ev, w.Timeline())
 		}
 	}
-	if needs = slices.Compact(needs); !slices.Equal(ids, want) || !slices.Equal(needs, []bool{true, false}) {
+	if !slices.Equal(ids, want) || len(needs) == 0 || !needs[0] || !slices.Contains(needs, false) {
 		t.Fatalf("server connection events:\n%s", w.Timeline())
 	}
 }
