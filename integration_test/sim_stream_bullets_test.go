@@ -175,6 +175,9 @@ func TestStreamsOpenVsStart(t *testing.T) {
 		b2 := e.open(quicx.StreamOpenNone)
 		must(t, b2.S.Start(quicx.StreamStartFailBlocked))
 		b2.exactly(t, limit)
+		if _, err := b2.S.ID(); !errors.Is(err, quicx.ErrInvalidState) {
+			t.Errorf("ID after a failed start: %v", err)
+		}
 		must(t, b2.S.Close())
 		if err := b2.W.ExpectClosed(); err != nil { // a failed start gets no final event
 			t.Fatal(err)
@@ -183,6 +186,10 @@ func TestStreamsOpenVsStart(t *testing.T) {
 		must(t, b3.S.Start(quicx.StreamStartFailBlocked|quicx.StreamStartShutdownOnFail))
 		b3.ends(t, limit, mStreamDone)
 		b4 := e.open(quicx.StreamOpenNone)
+		// quic-go cannot put an empty stream on the wire (docs/limitations.md).
+		if err := b4.S.Start(quicx.StreamStartImmediate); !errors.Is(err, quicx.ErrNotSupported) {
+			t.Errorf("IMMEDIATE: %v", err)
+		}
 		must(t, b4.S.Send([][]byte{[]byte("b4")}, quicx.SendFin, "b4"))
 		must(t, b4.S.Start(quicx.StreamStartIndicatePeerAccept))
 		b4.exactly(t, mStarted(4, false), mSent("b4"))
@@ -590,6 +597,10 @@ func TestStreamsAppOwnedBuffers(t *testing.T) {
 			c.receive(t, 10, quicx.ReceiveFin, nil, 0)
 		}
 		c.ends(t, mPeerSendShutdown, mStreamDone)
+		must(t, p.S.Close())
+		if err := p.S.ProvideReceiveBuffers([][]byte{mine}); !errors.Is(err, quicx.ErrInvalidState) {
+			t.Errorf("on a closed stream: %v", err)
+		}
 	})
 }
 
