@@ -211,9 +211,9 @@ func (s *Stream) startFailedLocked(st Status, flags StreamStartFlags) {
 }
 
 // openedLate attaches quic-go's stream once the peer's credit let quic-go
-// open it, after a start that had to wait. PeerAccepted is queued first: what
-// the attached stream does at once (a queued send written inline, its FIN)
-// follows it.
+// open it, after a start that had to wait. PeerAccepted (if asked for) is
+// queued in the same locked step, first: what the attached stream does at once
+// (a queued send written inline, its FIN) follows it.
 func (s *Stream) openedLate(as *adapter.Stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

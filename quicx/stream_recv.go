@@ -188,7 +188,15 @@ func (r *recvSide) run(as *adapter.Stream) {
 		if stop {
 			r.reading = false
 			r.readerActive.Store(false)
+			idle := !r.done && !r.eof
 			s.mu.Unlock()
+			// A reset that came while this reader was active was left to it by
+			// finalSizeKnown, but the reader stops without reading again:
+			// look for the reset now, or it goes unreported while receive is
+			// paused or disabled.
+			if idle && r.finalSeen.Load() {
+				r.pollReset()
+			}
 			return
 		}
 		buf, slot := r.targetLocked()
@@ -497,6 +505,8 @@ func (r *recvSide) moveSlotsToAppLocked() {
 // the final size. A reset must be reported even while the reader is idle
 // (receive disabled or paused), so an idle stream is checked off the loop.
 func (r *recvSide) finalSizeKnown() {
+	// Either this sees the reader inactive, or the reader, stopping later,
+	// sees finalSeen set (run): one of them polls.
 	r.finalSeen.Store(true)
 	if !r.readerActive.Load() && !r.finished.Load() {
 		go r.pollReset()
