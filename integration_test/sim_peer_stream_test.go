@@ -15,13 +15,7 @@ import (
 // (MsQuic: StreamProvideReceiveBuffers inline in PEER_STREAM_STARTED).
 func TestSimPeerStreamSwitchesToAppOwnedBuffers(t *testing.T) {
 	simTest(t, func(t *testing.T) {
-		p := quicxtest.NewPair(t, quicxtest.PairConfig{Seed: 12, Link: quicxtest.Link{Latency: 5 * time.Millisecond},
-			Settings: quicx.Settings{PeerUnidiStreamCount: 1}})
-		s, err := p.Client.Conn.OpenStream(quicx.StreamOpenUnidirectional)
-		simMust(t, err)
-		cw := quicxtest.NewWatcher(s.Events())
-		simSendAll(t, s, []byte("0123456789"))
-		ps := simAwaitStream(t, p.Server.Events)
+		s, cw, ps := simUniStream(t, 12, []byte("0123456789"), quicx.SendStart|quicx.SendFin)
 		synctest.Wait() // the data and the FIN came with the stream; nothing read them
 
 		first, second := make([]byte, 4), make([]byte, 16)
@@ -62,13 +56,7 @@ func TestSimPeerStreamSwitchesToAppOwnedBuffers(t *testing.T) {
 // reset still comes at once: PeerSendAborted with the peer's code.
 func TestSimPeerStreamResetWhileReceiveDisabled(t *testing.T) {
 	simTest(t, func(t *testing.T) {
-		p := quicxtest.NewPair(t, quicxtest.PairConfig{Seed: 13, Link: quicxtest.Link{Latency: 5 * time.Millisecond},
-			Settings: quicx.Settings{PeerUnidiStreamCount: 1}})
-		s, err := p.Client.Conn.OpenStream(quicx.StreamOpenUnidirectional)
-		simMust(t, err)
-		cw := quicxtest.NewWatcher(s.Events())
-		simMust(t, s.Send([][]byte{[]byte("data")}, quicx.SendStart, nil))
-		ps := simAwaitStream(t, p.Server.Events)
+		s, cw, ps := simUniStream(t, 13, []byte("data"), quicx.SendStart)
 		simMust(t, ps.SetReceiveEnabled(false))
 		simMust(t, s.Shutdown(quicx.StreamShutdownAbortSend, 42))
 		time.Sleep(50 * time.Millisecond) // simulated: the reset reaches the server
@@ -85,4 +73,18 @@ func TestSimPeerStreamResetWhileReceiveDisabled(t *testing.T) {
 		simMust(t, s.Close())
 		<-cw.Done()
 	})
+}
+
+// simUniStream connects a pair on a 5 ms link, sends data on a client
+// unidirectional stream with flags and returns that stream, a watcher of its
+// events and the server's end, whose events nobody has asked for yet.
+func simUniStream(t *testing.T, seed uint64, data []byte, flags quicx.SendFlags) (*quicx.Stream, *quicxtest.Watcher[quicx.StreamEvent], *quicx.Stream) {
+	t.Helper()
+	p := quicxtest.NewPair(t, quicxtest.PairConfig{Seed: seed, Link: quicxtest.Link{Latency: 5 * time.Millisecond},
+		Settings: quicx.Settings{PeerUnidiStreamCount: 1}})
+	s, err := p.Client.Conn.OpenStream(quicx.StreamOpenUnidirectional)
+	simMust(t, err)
+	cw := quicxtest.NewWatcher(s.Events())
+	simMust(t, s.Send([][]byte{data}, flags, nil))
+	return s, cw, simAwaitStream(t, p.Server.Events)
 }

@@ -195,28 +195,23 @@ func TestStreamsOpenVsStart(t *testing.T) {
 		b4.exactly(t, mStarted(4, false), mSent("b4"))
 
 		// The server finishes the first stream both ways: its credit comes back.
-		pb1 := e.accept()
-		if got := pb1.readAll(t); string(got) != "b1" { // the FIN may come apart from the data
-			t.Fatalf("server got %q", got)
+		// finish has the server read a stream to its FIN and end it
+		// gracefully; the client's end then sees the empty FIN.
+		finish := func(ps, cs envStream, want string) {
+			if got := ps.readAll(t); string(got) != want { // the FIN may come apart from the data
+				t.Fatalf("server got %q", got)
+			}
+			ps.exactly(t, mPeerSendShutdown)
+			answerFin(t, ps, cs)
 		}
-		pb1.exactly(t, mPeerSendShutdown)
-		must(t, pb1.S.Shutdown(quicx.StreamShutdownGraceful, 0))
-		pb1.ends(t, mGracefulSend, mStreamDone)
-		b1.receive(t, 0, quicx.ReceiveFin, nil, 0)
-		b1.ends(t, mPeerSendShutdown, mStreamDone)
+		pb1 := e.accept()
+		finish(pb1, b1, "b1")
 		b4.exactly(t, quicxtest.Type[*quicx.PeerAccepted](), mGracefulSend)
 		pb4 := e.accept()
 		if id, err := pb4.S.ID(); err != nil || id != 4 {
 			t.Fatalf("the server's second bidirectional stream has ID %d (%v)", id, err)
 		}
-		if got := pb4.readAll(t); string(got) != "b4" { // the FIN may come apart from the data
-			t.Fatalf("server got %q", got)
-		}
-		pb4.exactly(t, mPeerSendShutdown)
-		must(t, pb4.S.Shutdown(quicx.StreamShutdownGraceful, 0))
-		pb4.ends(t, mGracefulSend, mStreamDone)
-		b4.receive(t, 0, quicx.ReceiveFin, nil, 0)
-		b4.ends(t, mPeerSendShutdown, mStreamDone)
+		finish(pb4, b4, "b4")
 	})
 }
 
@@ -388,6 +383,17 @@ func endsPeerAborted(t *testing.T, p envStream, sendCode, recvCode uint64) {
 	}
 }
 
+// answerFin has p, whose peer's send direction is done, end its own send
+// gracefully: p's stream finishes, and c, the peer, gets the bare FIN and
+// finishes too.
+func answerFin(t *testing.T, p, c envStream) {
+	t.Helper()
+	must(t, p.S.Shutdown(quicx.StreamShutdownGraceful, 0))
+	p.ends(t, mGracefulSend, mStreamDone)
+	c.receive(t, 0, quicx.ReceiveFin, nil, 0)
+	c.ends(t, mPeerSendShutdown, mStreamDone)
+}
+
 // Shutdown: graceful, abort send, abort receive, abort both (the first code
 // per direction wins, the directions' codes are independent) and immediate,
 // each on its own stream, with both ends' exact sequences.
@@ -400,20 +406,14 @@ func TestStreamsShutdown(t *testing.T) {
 			c.exactly(t, mGracefulSend)
 			p.receive(t, 5, quicx.ReceiveFin, nil, 0)
 			p.exactly(t, mPeerSendShutdown)
-			must(t, p.S.Shutdown(quicx.StreamShutdownGraceful, 0))
-			p.ends(t, mGracefulSend, mStreamDone)
-			c.receive(t, 0, quicx.ReceiveFin, nil, 0)
-			c.ends(t, mPeerSendShutdown, mStreamDone)
+			answerFin(t, p, c)
 		}
 		{ // abort send
 			c, p := helloStream(e, 4)
 			must(t, c.S.Shutdown(quicx.StreamShutdownAbortSend, 11))
 			c.exactly(t, mAbortedSend)
 			p.exactly(t, quicxtest.Equal(&quicx.PeerSendAborted{ErrorCode: 11}))
-			must(t, p.S.Shutdown(quicx.StreamShutdownGraceful, 0))
-			p.ends(t, mGracefulSend, mStreamDone)
-			c.receive(t, 0, quicx.ReceiveFin, nil, 0)
-			c.ends(t, mPeerSendShutdown, mStreamDone)
+			answerFin(t, p, c)
 		}
 		{ // abort receive
 			c, p := helloStream(e, 8)

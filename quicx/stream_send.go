@@ -295,21 +295,7 @@ func (snd *sendSide) flushInlineLocked() bool {
 		} else {
 			snd.held--
 		}
-		snd.offset += uint64(req.n)
-		if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
-			as.SetReliableBoundary()
-			snd.reliableAt = 0
-		}
-		switch {
-		case req.completed:
-		case s.sendBuffer:
-			req.completed = true
-			s.q.Push(&SendComplete{Context: req.ctx})
-		default:
-			req.end = snd.offset
-			snd.ackWait = append(snd.ackWait, req)
-			snd.completeAckedLocked()
-		}
+		snd.wroteLocked(as, req)
 	}
 	if len(snd.queue) > 0 {
 		return true // only DELAY_SEND data is left: it waits for a later send
@@ -377,22 +363,30 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			s.unlockInline()
 			continue
 		}
-		snd.offset += uint64(req.n)
-		if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
-			as.SetReliableBoundary()
-			snd.reliableAt = 0
-		}
-		switch {
-		case req.completed:
-		case s.sendBuffer:
-			req.completed = true
-			s.q.Push(&SendComplete{Context: req.ctx})
-		default:
-			req.end = snd.offset
-			snd.ackWait = append(snd.ackWait, req)
-			snd.completeAckedLocked()
-		}
+		snd.wroteLocked(as, req)
 		s.unlockInline()
+	}
+}
+
+// wroteLocked accounts for req's data handed to quic-go: the stream offset, a
+// reliable boundary reached, and the send's completion (at once when copied in
+// buffered mode, after the peer's ACK otherwise).
+func (snd *sendSide) wroteLocked(as *adapter.Stream, req *sendReq) {
+	s := snd.s
+	snd.offset += uint64(req.n)
+	if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
+		as.SetReliableBoundary()
+		snd.reliableAt = 0
+	}
+	switch {
+	case req.completed:
+	case s.sendBuffer:
+		req.completed = true
+		s.q.Push(&SendComplete{Context: req.ctx})
+	default:
+		req.end = snd.offset
+		snd.ackWait = append(snd.ackWait, req)
+		snd.completeAckedLocked()
 	}
 }
 
