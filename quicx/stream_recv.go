@@ -47,8 +47,8 @@ type recvSide struct {
 	needSent bool     // ReceiveBufferNeeded raised, waiting for buffers
 
 	enabled      bool
-	held         bool // the app has not yet asked for the stream's events or buffers
-	paused       bool // a partial completion paused delivery
+	held         atomic.Bool // the app has not yet asked for the stream's events or buffers (written under the lock)
+	paused       bool        // a partial completion paused delivery
 	reading      bool
 	readerActive atomic.Bool // reading, readable without the lock
 	finished     atomic.Bool // the FIN was read or the direction is done
@@ -63,7 +63,8 @@ type recvSide struct {
 }
 
 func (r *recvSide) init(s *Stream, bufSize int) {
-	r.s, r.bufSize, r.enabled, r.held = s, bufSize, true, true
+	r.s, r.bufSize, r.enabled = s, bufSize, true
+	r.held.Store(true)
 	r.chunks = r.chunkArr[:0]
 	r.slotSize = min(smallReceiveBuffer, bufSize)
 	r.multi = s.multiRecv
@@ -102,7 +103,7 @@ func (r *recvSide) kickLocked() {
 	if r.reading || s.as == nil || s.phase != streamStarted || r.done || r.eof || !s.canRecv {
 		return
 	}
-	if r.held || !r.enabled || r.paused || !r.canReadLocked() {
+	if r.held.Load() || !r.enabled || r.paused || !r.canReadLocked() {
 		return
 	}
 	if !r.readableLocked() {
@@ -116,8 +117,8 @@ func (r *recvSide) kickLocked() {
 
 // releaseLocked lets a held stream start reading.
 func (r *recvSide) releaseLocked() {
-	if r.held {
-		r.held = false
+	if r.held.Load() {
+		r.held.Store(false)
 		r.kickLocked()
 		if !r.reading && r.finalSeen.Load() {
 			go r.pollReset() // a reset that came while held, receive now disabled
@@ -473,7 +474,7 @@ func (s *Stream) ProvideReceiveBuffers(bufs [][]byte) error {
 	}
 	r.appBufs = append(r.appBufs, bufs...)
 	r.needSent = false
-	r.held = false
+	r.held.Store(false)
 	r.moveSlotsToAppLocked()
 	r.deliverLocked()
 	r.kickLocked()
@@ -506,9 +507,10 @@ func (r *recvSide) moveSlotsToAppLocked() {
 // (receive disabled or paused), so an idle stream is checked off the loop.
 func (r *recvSide) finalSizeKnown() {
 	// Either this sees the reader inactive, or the reader, stopping later,
-	// sees finalSeen set (run): one of them polls.
+	// sees finalSeen set (run): one of them polls. A held stream is polled
+	// when released, if its reader does not run then (releaseLocked).
 	r.finalSeen.Store(true)
-	if !r.readerActive.Load() && !r.finished.Load() {
+	if !r.readerActive.Load() && !r.finished.Load() && !r.held.Load() {
 		go r.pollReset()
 	}
 }
@@ -517,7 +519,7 @@ func (r *recvSide) pollReset() {
 	s := r.s
 	s.mu.Lock()
 	as := s.as
-	active := r.reading || r.done || r.held // a held stream looks when released
+	active := r.reading || r.done || r.held.Load() // a held stream looks when released
 	s.mu.Unlock()
 	if active || as == nil {
 		return
