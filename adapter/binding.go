@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -281,10 +282,18 @@ func NewClientConn(o DialOptions) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{binding: b, isOwner: true, local: b.local, remote: o.Remote, network: o.Network, bindOpts: o.Bind}
+	c := &Conn{binding: b, isOwner: true, local: b.local, remote: o.Remote, network: o.Network, bindOpts: o.Bind, ids: &handshakeIDs{}}
+	b.tr.ConnectionIDGenerator = cidGenerator{c.ids}
 	c.rec = newRecorder(o.Settings.Track, true, c)
 	return c, nil
 }
+
+// ErrHandshakeClosed is the cause to cancel a Dial's context with when the
+// application closes the connection during the handshake: Dial then tells the
+// server with a CONNECTION_CLOSE (APPLICATION_ERROR) in an Initial packet,
+// which quic-go itself does not send when its dial is cancelled. Any other
+// cause abandons the handshake silently.
+var ErrHandshakeClosed = fmt.Errorf("adapter: closed by the application during the handshake: %w", context.Canceled)
 
 // Dial runs the client handshake on a Conn from NewClientConn. It returns when
 // the handshake completes (or, with Early and a usable session, once 0-RTT data
@@ -294,9 +303,18 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 	b := c.binding
 	unreachable := reportUnreachable(b.pc, true)
 	ctx = context.WithValue(ctx, connKey{}, c)
-	conf := o.Settings.quicConfig(func(_ context.Context, _ bool, id quic.ConnectionID) qlogwriter.Trace {
+	conf := o.Settings.quicConfig(nil)
+	// The tracer is always installed: its argument is the original destination
+	// ID, which an Initial CONNECTION_CLOSE needs. It returns nil (no events,
+	// no cost) unless the connection is traced.
+	traced := o.Settings.Track != 0 || o.Settings.QlogDir != ""
+	conf.Tracer = func(_ context.Context, _ bool, id quic.ConnectionID) qlogwriter.Trace {
+		c.ids.dialed(id)
+		if !traced {
+			return nil
+		}
 		return connTrace(c.rec, o.Settings.QlogDir, true, id)
-	})
+	}
 	raddr := net.UDPAddrFromAddrPort(o.Remote)
 	var (
 		qc  *quic.Conn
@@ -308,6 +326,10 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 		qc, err = b.tr.Dial(ctx, raddr, o.TLS, conf)
 	}
 	if err != nil {
+		if errors.Is(context.Cause(ctx), ErrHandshakeClosed) {
+			// quic-go's connection has stopped: nothing else is sent from here.
+			c.sendInitialClose(o.Settings.Versions)
+		}
 		c.markClosed(Classify(err))
 		return err
 	}
@@ -323,6 +345,34 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 		}()
 	}
 	return nil
+}
+
+// sendInitialClose tells the server that the client abandoned the handshake:
+// CONNECTION_CLOSE with APPLICATION_ERROR in an Initial packet (RFC 9000
+// §10.2.3), from the IDs of the last dial attempt. After a version switch the
+// version used is not known, so one packet goes out for each version the
+// client could have switched to. Best effort: a server that never saw the
+// client, or that has already discarded its Initial keys, ignores it.
+func (c *Conn) sendInitialClose(versions []uint32) {
+	src, dst, attempts := c.ids.get()
+	if attempts == 0 || dst.Len() == 0 {
+		return
+	}
+	if len(versions) == 0 {
+		versions = SupportedVersions()
+	}
+	candidates := versions[:1]
+	if attempts > 1 {
+		candidates = versions[1:]
+	}
+	raddr := net.UDPAddrFromAddrPort(c.remote)
+	for _, v := range candidates {
+		pkt, err := initialClose(v, dst.Bytes(), src.Bytes())
+		if err != nil {
+			continue
+		}
+		_, _ = c.binding.pc.WriteTo(pkt, raddr)
+	}
 }
 
 // routeSource asks the OS which local address it would send to remote from.

@@ -32,7 +32,8 @@ type Conn struct {
 	cause    CloseInfo
 	hooks    any // set by quicx: the owner of this connection
 	released bool
-	extra    []*Binding // sockets of paths the connection migrated to
+	extra    []*Binding    // sockets of paths the connection migrated to
+	ids      *handshakeIDs // client: the IDs of its dial, to close the handshake
 }
 
 // Owner returns the value quicx attached with SetOwner.
