@@ -29,6 +29,9 @@ type Binding struct {
 	lnDone chan struct{} // closed when the accept loop has exited
 	srv    ServerHooks
 	ts     TransportSettings
+	// deciding holds the server connections whose TLS decision has begun and
+	// that are neither handed over by the listener nor gone.
+	deciding map[*Conn]struct{}
 }
 
 // BindOptions configure a binding's quic-go transport.
@@ -151,13 +154,27 @@ func (b *Binding) Listen(ts TransportSettings, hooks ServerHooks) error {
 // It returns once the accept loop has exited. quicx must have released every
 // pending decision first, or this waits for them (quic-go's Close waits for
 // handshakes frozen inside crypto/tls).
+//
+// Before closing quic-go's listener it waits for every connection whose
+// decision was under way to be handed over or gone. quic-go's Close closes
+// each handshake it has not handed over with CONNECTION_REFUSED, and that
+// close would otherwise race with the answer quicx gave: the TLS alert of a
+// refusal, or the continued handshake of an accepted connection. Each of
+// those settles within one turn of its connection's loop.
 func (b *Binding) StopListening() {
 	b.mu.Lock()
 	ln, done := b.ln, b.lnDone
 	b.ln = nil
+	var settling []chan struct{}
+	for c := range b.deciding {
+		settling = append(settling, c.settled)
+	}
 	b.mu.Unlock()
 	if ln == nil {
 		return
+	}
+	for _, ch := range settling {
+		<-ch
 	}
 	_ = ln.Close()
 	<-done
@@ -184,6 +201,7 @@ func (b *Binding) acceptLoop(ln *quic.EarlyListener, done chan struct{}) {
 			continue
 		}
 		c.attach(qc)
+		c.settle()
 		// An early listener hands connections over when 0-RTT is possible;
 		// quicx reports the connection once the handshake is complete.
 		go func() {
@@ -194,6 +212,21 @@ func (b *Binding) acceptLoop(ln *quic.EarlyListener, done chan struct{}) {
 			}
 		}()
 	}
+}
+
+// settle marks a server connection's decision as over: handed over by the
+// listener, or gone.
+func (c *Conn) settle() {
+	if c.settled == nil {
+		return
+	}
+	c.settleOnce.Do(func() {
+		b := c.binding
+		b.mu.Lock()
+		delete(b.deciding, c)
+		b.mu.Unlock()
+		close(c.settled)
+	})
 }
 
 func (b *Binding) hooks() ServerHooks {
@@ -207,7 +240,7 @@ type connKey struct{}
 // connContext runs when quic-go creates a server connection: the adapter's Conn
 // is born here, so a handshake that fails before Accept is still seen.
 func (b *Binding) connContext(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
-	c := &Conn{binding: b, remote: addrPortOf(ci.RemoteAddr), local: b.local}
+	c := &Conn{binding: b, remote: addrPortOf(ci.RemoteAddr), local: b.local, settled: make(chan struct{})}
 	b.Ref()
 	ctx = context.WithValue(ctx, connKey{}, c)
 	context.AfterFunc(ctx, func() {
@@ -223,6 +256,12 @@ func (b *Binding) decide(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 	if c == nil || hooks == nil {
 		return nil, errors.New("quicx: no listener")
 	}
+	b.mu.Lock()
+	if b.deciding == nil {
+		b.deciding = map[*Conn]struct{}{}
+	}
+	b.deciding[c] = struct{}{}
+	b.mu.Unlock()
 	h := Hello{ServerName: chi.ServerName, ALPNs: chi.SupportedProtos}
 	if v, ok := ctx.Value(quic.QUICVersionContextKey).(quic.Version); ok {
 		h.QUICVersion = uint32(v)
