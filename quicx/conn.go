@@ -668,8 +668,10 @@ func (c *Connection) maybeFinal() {
 
 // Shutdown is ConnectionShutdown: close the connection with an application
 // error code (at most 2^62-1). The peer sees ShutdownInitiatedByPeer (or, before
-// the handshake completed, a transport close); this side gets no "initiated"
-// event, only ConnectionShutdownComplete after its streams'. Repeated calls are
+// the handshake completed, ShutdownInitiatedByTransport with USER_CANCELED: the
+// code is replaced by APPLICATION_ERROR, RFC 9000 §10.2.3); this side gets no
+// "initiated" event, only ConnectionShutdownComplete after its streams'. During
+// a client's handshake that comes at once. Repeated calls are
 // no-ops. ShutdownSilent is possible only for a client connection, which owns
 // its socket; elsewhere it returns ErrNotSupported.
 func (c *Connection) Shutdown(flags ConnectionShutdownFlags, code uint64) error {
