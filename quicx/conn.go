@@ -50,7 +50,8 @@ type Connection struct {
 	handshake   bool // the handshake completed
 	final       bool // ConnectionShutdownComplete queued
 	end         *connEnd
-	dialCancel  context.CancelFunc
+	dialCancel  context.CancelCauseFunc
+	tlsWaits    int // waits for the app inside crypto/tls callbacks under way
 	remoteSet   netip.AddrPort
 	localSet    netip.AddrPort
 	live        map[*Stream]struct{} // started streams without their final event
@@ -399,7 +400,7 @@ func (c *Connection) Start(cfg *Configuration, family AddressFamily, serverName 
 		return nil
 	}
 	c.state = connStarting
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	c.dialCancel = cancel
 	remote, local := c.remoteSet, c.localSet
 	c.mu.Unlock()
@@ -447,6 +448,10 @@ func (c *Connection) dial(ctx context.Context, family AddressFamily, serverName 
 	ac.SetRecorderHandler(c)
 	ac.SetDatagramHandler(c.datagramState)
 	ac.OnClose(c.transportEnded)
+	if ctx.Err() != nil {
+		ac.Abandon() // shut down before anything went out: nothing to tell the server
+		return
+	}
 	if err := ac.Dial(ctx, opts); err != nil {
 		return // transportEnded has run
 	}
@@ -459,7 +464,7 @@ func (c *Connection) dialCancelDone() {
 	c.dialCancel = nil
 	c.mu.Unlock()
 	if cancel != nil {
-		cancel()
+		cancel(nil)
 	}
 }
 
@@ -663,8 +668,10 @@ func (c *Connection) maybeFinal() {
 
 // Shutdown is ConnectionShutdown: close the connection with an application
 // error code (at most 2^62-1). The peer sees ShutdownInitiatedByPeer (or, before
-// the handshake completed, a transport close); this side gets no "initiated"
-// event, only ConnectionShutdownComplete after its streams'. Repeated calls are
+// the handshake completed, ShutdownInitiatedByTransport with USER_CANCELED: the
+// code is replaced by APPLICATION_ERROR, RFC 9000 §10.2.3); this side gets no
+// "initiated" event, only ConnectionShutdownComplete after its streams'. During
+// a client's handshake that comes at once. Repeated calls are
 // no-ops. ShutdownSilent is possible only for a client connection, which owns
 // its socket; elsewhere it returns ErrNotSupported.
 func (c *Connection) Shutdown(flags ConnectionShutdownFlags, code uint64) error {
@@ -694,6 +701,7 @@ func (c *Connection) shutdown(op string, flags ConnectionShutdownFlags, code uin
 	}
 	c.localShut, c.shutCode, c.shutAbort = true, code, abort
 	state, ac, cancel, reason := c.state, c.ac, c.dialCancel, c.reason
+	inTLS := c.tlsWaits > 0
 	c.abortWaits()
 	close(c.abort)
 	c.mu.Unlock()
@@ -704,8 +712,19 @@ func (c *Connection) shutdown(op string, flags ConnectionShutdownFlags, code uin
 		// Never started: MsQuic closes it silently and reports completion.
 		c.finish(&connEnd{byApp: true, code: code, status: c.localStatus()}, nil)
 	case connStarting:
-		if cancel != nil {
-			cancel() // abandons the handshake (quic-go drops it without a close)
+		switch {
+		case cancel == nil:
+		case silent:
+			cancel(nil) // abandons the handshake without a word
+		case inTLS:
+			// The client is frozen in a TLS callback waiting for the app, which
+			// the close above ends with alert user_canceled: quic-go sends
+			// that CONNECTION_CLOSE itself, with the keys the server expects.
+			// Cancelling the dial now could drop the connection first.
+		default:
+			// quic-go drops a cancelled dial without a close; the adapter then
+			// sends CONNECTION_CLOSE (APPLICATION_ERROR) in an Initial packet.
+			cancel(adapter.ErrHandshakeClosed)
 		}
 		if ac != nil {
 			if silent {
