@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -80,5 +81,72 @@ func TestTicketBlobs(t *testing.T) {
 	}
 	if _, ok := c.Get("any"); ok {
 		t.Error("an empty cache served a ticket")
+	}
+}
+
+// wakes records the recorder's StreamReadable calls; the other handler
+// methods are not exercised here.
+type wakes struct {
+	RecorderHandler
+	ids []uint64
+}
+
+func (w *wakes) StreamReadable(id uint64) { w.ids = append(w.ids, id) }
+
+// The receive tracker of a server: the client's bidi streams are 0, 4, 8 …
+func TestReceiveTrackerWakesWaitingReaders(t *testing.T) {
+	w := &wakes{}
+	r := newRecorder(TrackReceive, false, nil)
+	r.h = w
+
+	// Stream 8's first frame opens 0 and 4 too; each is then readable only
+	// where its own data has arrived.
+	r.received(8, 0, 5, false, false)
+	for _, c := range []struct {
+		id   uint64
+		pos  int64
+		want bool
+	}{{8, 0, true}, {8, 5, false}, {0, 0, false}, {4, 0, false}} {
+		if got := r.readableOrWatch(c.id, c.pos); got != c.want {
+			t.Errorf("stream %d at %d: readable %v, want %v", c.id, c.pos, got, c.want)
+		}
+	}
+	// Stream 0 and 4 wait at 0, stream 8 at 5. Out-of-order data wakes no one;
+	// the gap's filling wakes stream 4, a FIN-only frame stream 8, a reset
+	// stream 0.
+	r.received(4, 10, 20, false, false)
+	r.received(4, 0, 10, false, false)
+	r.received(8, 5, 5, true, false)
+	r.received(0, 0, 0, false, true)
+	if want := []uint64{4, 8, 0}; !slices.Equal(w.ids, want) {
+		t.Errorf("woken %v, want %v", w.ids, want)
+	}
+	// A wake is given once per wait.
+	r.received(4, 20, 30, false, false)
+	if len(w.ids) != 3 {
+		t.Errorf("woken again: %v", w.ids)
+	}
+	// A forgotten stream is not followed again by a late frame; a local
+	// stream only once watched; a frame far beyond any stream limit opens
+	// nothing.
+	r.mu.Lock()
+	delete(r.rx.streams, 4)
+	r.mu.Unlock()
+	r.received(4, 30, 40, false, false)
+	r.received(1, 0, 10, false, false)
+	r.received(4*(1<<16)+12, 0, 1, false, false)
+	r.mu.Lock()
+	n := len(r.rx.streams)
+	r.mu.Unlock()
+	if n != 2 {
+		t.Errorf("%d streams followed, want 2 (0 and 8)", n)
+	}
+	r.watchStream(1)
+	if r.readableOrWatch(1, 0) {
+		t.Error("a watched local stream with nothing received is readable")
+	}
+	r.received(1, 0, 3, false, false)
+	if w.ids[len(w.ids)-1] != 1 {
+		t.Errorf("woken %v, want 1 last", w.ids)
 	}
 }

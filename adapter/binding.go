@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -28,6 +29,9 @@ type Binding struct {
 	lnDone chan struct{} // closed when the accept loop has exited
 	srv    ServerHooks
 	ts     TransportSettings
+	// deciding holds the server connections whose TLS decision has begun and
+	// that are neither handed over by the listener nor gone.
+	deciding map[*Conn]struct{}
 }
 
 // BindOptions configure a binding's quic-go transport.
@@ -150,13 +154,27 @@ func (b *Binding) Listen(ts TransportSettings, hooks ServerHooks) error {
 // It returns once the accept loop has exited. quicx must have released every
 // pending decision first, or this waits for them (quic-go's Close waits for
 // handshakes frozen inside crypto/tls).
+//
+// Before closing quic-go's listener it waits for every connection whose
+// decision was under way to be handed over or gone. quic-go's Close closes
+// each handshake it has not handed over with CONNECTION_REFUSED, and that
+// close would otherwise race with the answer quicx gave: the TLS alert of a
+// refusal, or the continued handshake of an accepted connection. Each of
+// those settles within one turn of its connection's loop.
 func (b *Binding) StopListening() {
 	b.mu.Lock()
 	ln, done := b.ln, b.lnDone
 	b.ln = nil
+	var settling []chan struct{}
+	for c := range b.deciding {
+		settling = append(settling, c.settled)
+	}
 	b.mu.Unlock()
 	if ln == nil {
 		return
+	}
+	for _, ch := range settling {
+		<-ch
 	}
 	_ = ln.Close()
 	<-done
@@ -183,6 +201,7 @@ func (b *Binding) acceptLoop(ln *quic.EarlyListener, done chan struct{}) {
 			continue
 		}
 		c.attach(qc)
+		c.settle()
 		// An early listener hands connections over when 0-RTT is possible;
 		// quicx reports the connection once the handshake is complete.
 		go func() {
@@ -193,6 +212,21 @@ func (b *Binding) acceptLoop(ln *quic.EarlyListener, done chan struct{}) {
 			}
 		}()
 	}
+}
+
+// settle marks a server connection's decision as over: handed over by the
+// listener, or gone.
+func (c *Conn) settle() {
+	if c.settled == nil {
+		return
+	}
+	c.settleOnce.Do(func() {
+		b := c.binding
+		b.mu.Lock()
+		delete(b.deciding, c)
+		b.mu.Unlock()
+		close(c.settled)
+	})
 }
 
 func (b *Binding) hooks() ServerHooks {
@@ -206,7 +240,7 @@ type connKey struct{}
 // connContext runs when quic-go creates a server connection: the adapter's Conn
 // is born here, so a handshake that fails before Accept is still seen.
 func (b *Binding) connContext(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
-	c := &Conn{binding: b, remote: addrPortOf(ci.RemoteAddr), local: b.local}
+	c := &Conn{binding: b, remote: addrPortOf(ci.RemoteAddr), local: b.local, settled: make(chan struct{})}
 	b.Ref()
 	ctx = context.WithValue(ctx, connKey{}, c)
 	context.AfterFunc(ctx, func() {
@@ -222,6 +256,12 @@ func (b *Binding) decide(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 	if c == nil || hooks == nil {
 		return nil, errors.New("quicx: no listener")
 	}
+	b.mu.Lock()
+	if b.deciding == nil {
+		b.deciding = map[*Conn]struct{}{}
+	}
+	b.deciding[c] = struct{}{}
+	b.mu.Unlock()
 	h := Hello{ServerName: chi.ServerName, ALPNs: chi.SupportedProtos}
 	if v, ok := ctx.Value(quic.QUICVersionContextKey).(quic.Version); ok {
 		h.QUICVersion = uint32(v)
@@ -281,10 +321,18 @@ func NewClientConn(o DialOptions) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{binding: b, isOwner: true, local: b.local, remote: o.Remote, network: o.Network, bindOpts: o.Bind}
+	c := &Conn{binding: b, isOwner: true, local: b.local, remote: o.Remote, network: o.Network, bindOpts: o.Bind, ids: &handshakeIDs{}}
+	b.tr.ConnectionIDGenerator = cidGenerator{c.ids}
 	c.rec = newRecorder(o.Settings.Track, true, c)
 	return c, nil
 }
+
+// ErrHandshakeClosed is the cause to cancel a Dial's context with when the
+// application closes the connection during the handshake: Dial then tells the
+// server with a CONNECTION_CLOSE (APPLICATION_ERROR) in an Initial packet,
+// which quic-go itself does not send when its dial is cancelled. Any other
+// cause abandons the handshake silently.
+var ErrHandshakeClosed = fmt.Errorf("adapter: closed by the application during the handshake: %w", context.Canceled)
 
 // Dial runs the client handshake on a Conn from NewClientConn. It returns when
 // the handshake completes (or, with Early and a usable session, once 0-RTT data
@@ -294,9 +342,18 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 	b := c.binding
 	unreachable := reportUnreachable(b.pc, true)
 	ctx = context.WithValue(ctx, connKey{}, c)
-	conf := o.Settings.quicConfig(func(_ context.Context, _ bool, id quic.ConnectionID) qlogwriter.Trace {
+	conf := o.Settings.quicConfig(nil)
+	// The tracer is always installed: its argument is the original destination
+	// ID, which an Initial CONNECTION_CLOSE needs. It returns nil (no events,
+	// no cost) unless the connection is traced.
+	traced := o.Settings.Track != 0 || o.Settings.QlogDir != ""
+	conf.Tracer = func(_ context.Context, _ bool, id quic.ConnectionID) qlogwriter.Trace {
+		c.ids.dialed(id)
+		if !traced {
+			return nil
+		}
 		return connTrace(c.rec, o.Settings.QlogDir, true, id)
-	})
+	}
 	raddr := net.UDPAddrFromAddrPort(o.Remote)
 	var (
 		qc  *quic.Conn
@@ -308,6 +365,10 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 		qc, err = b.tr.Dial(ctx, raddr, o.TLS, conf)
 	}
 	if err != nil {
+		if errors.Is(context.Cause(ctx), ErrHandshakeClosed) {
+			// quic-go's connection has stopped: nothing else is sent from here.
+			c.sendInitialClose(o.Settings.Versions)
+		}
 		c.markClosed(Classify(err))
 		return err
 	}
@@ -323,6 +384,34 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 		}()
 	}
 	return nil
+}
+
+// sendInitialClose tells the server that the client abandoned the handshake:
+// CONNECTION_CLOSE with APPLICATION_ERROR in an Initial packet (RFC 9000
+// §10.2.3), from the IDs of the last dial attempt. After a version switch the
+// version used is not known, so one packet goes out for each version the
+// client could have switched to. Best effort: a server that never saw the
+// client, or that has already discarded its Initial keys, ignores it.
+func (c *Conn) sendInitialClose(versions []uint32) {
+	src, dst, attempts := c.ids.get()
+	if attempts == 0 || dst.Len() == 0 {
+		return
+	}
+	if len(versions) == 0 {
+		versions = SupportedVersions()
+	}
+	candidates := versions[:1]
+	if attempts > 1 {
+		candidates = versions[1:]
+	}
+	raddr := net.UDPAddrFromAddrPort(c.remote)
+	for _, v := range candidates {
+		pkt, err := initialClose(v, dst.Bytes(), src.Bytes())
+		if err != nil {
+			continue
+		}
+		_, _ = c.binding.pc.WriteTo(pkt, raddr)
+	}
 }
 
 // routeSource asks the OS which local address it would send to remote from.

@@ -32,7 +32,11 @@ type Conn struct {
 	cause    CloseInfo
 	hooks    any // set by quicx: the owner of this connection
 	released bool
-	extra    []*Binding // sockets of paths the connection migrated to
+	extra    []*Binding    // sockets of paths the connection migrated to
+	ids      *handshakeIDs // client: the IDs of its dial, to close the handshake
+
+	settled    chan struct{} // server: closed once handed over by the listener, or gone
+	settleOnce sync.Once
 }
 
 // Owner returns the value quicx attached with SetOwner.
@@ -79,6 +83,7 @@ func (c *Conn) markClosed(ci CloseInfo) {
 	if f != nil {
 		f(ci)
 	}
+	c.settle()
 	c.release()
 }
 

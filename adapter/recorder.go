@@ -41,6 +41,12 @@ type RecorderHandler interface {
 	// PathMTUChanged reports a new path MTU: the largest datagram may have
 	// changed.
 	PathMTUChanged()
+	// InFlightMaxGrew reports a new largest number of bytes in flight (the
+	// most unacknowledged bytes the congestion controller has allowed so far).
+	InFlightMaxGrew(max uint64)
+	// StreamReadable reports that a Read of stream id would now return at
+	// once, after Stream.ReadableOrWatch said it would not (TrackReceive).
+	StreamReadable(id uint64)
 }
 
 // recorder is quicx's in-process qlog sink for one connection. quic-go builds
@@ -58,6 +64,8 @@ type recorder struct {
 	sent    []sentPacket
 	streams map[uint64]*ackState
 	touched []uint64 // scratch for ack
+	inMax   int      // the most bytes in flight seen
+	rx      rxTracker
 
 	dg dgTracker
 }
@@ -78,14 +86,16 @@ type streamChunk struct {
 
 // ackState is the merged set of acknowledged byte ranges of one stream.
 type ackState struct {
-	ranges   [][2]int64 // sorted, disjoint [start, end)
-	finAt    int64      // the final size once the FIN is acknowledged, else -1
-	reported int64      // the contiguous prefix last reported
-	finSent  bool       // a FIN acknowledgement was reported
+	rangeSet
+	finAt    int64 // the final size once the FIN is acknowledged, else -1
+	reported int64 // the contiguous prefix last reported
+	finSent  bool  // a FIN acknowledgement was reported
 }
 
 func newRecorder(t Track, isClient bool, c *Conn) *recorder {
-	return &recorder{track: t, isClient: isClient, conn: c, streams: map[uint64]*ackState{}, local: [2]int64{-1, -1}}
+	r := &recorder{track: t, isClient: isClient, conn: c, streams: map[uint64]*ackState{}, local: [2]int64{-1, -1}}
+	r.rx.init(isClient)
+	return r
 }
 
 // SetRecorderHandler attaches the handler that receives the connection's
@@ -127,6 +137,7 @@ func (c *Conn) ForgetStream(id uint64) {
 	}
 	r.mu.Lock()
 	delete(r.streams, id)
+	delete(r.rx.streams, id)
 	r.mu.Unlock()
 }
 
@@ -168,6 +179,9 @@ func (r *recorder) RecordEvent(ev qlogwriter.Event) {
 	case qlog.MetricsUpdated:
 		if r.track&TrackDatagrams != 0 {
 			r.dg.metrics(&e)
+		}
+		if r.track&TrackAcks != 0 {
+			r.inFlight(e.BytesInFlight)
 		}
 	case qlog.MTUUpdated:
 		if r.track&TrackDatagrams != 0 {
@@ -345,6 +359,14 @@ func (r *recorder) packetReceived(e *qlog.PacketReceived) {
 					h.StreamsBlocked(fr.Type == 1)
 				}
 			}
+		case *qlog.StreamFrame:
+			if r.track&TrackReceive != 0 {
+				r.received(uint64(fr.StreamID), fr.Offset, fr.Offset+fr.Length, fr.Fin, false)
+			}
+		case *qlog.ResetStreamFrame:
+			if r.track&TrackReceive != 0 {
+				r.received(uint64(fr.StreamID), 0, 0, false, true)
+			}
 		case *qlog.StopSendingFrame:
 			if r.track&TrackAcks != 0 {
 				if h := r.handler(); h != nil {
@@ -406,8 +428,13 @@ func (r *recorder) ack(fr *qlog.AckFrame) {
 	}
 }
 
-// add merges [s, e) into the acknowledged ranges.
-func (a *ackState) add(s, e int64) {
+// rangeSet is a set of byte ranges of one stream, merged as they come in.
+type rangeSet struct {
+	ranges [][2]int64 // sorted, disjoint [start, end)
+}
+
+// add merges [s, e) into the set.
+func (a *rangeSet) add(s, e int64) {
 	if e < s {
 		return
 	}
@@ -431,10 +458,24 @@ func (a *ackState) add(s, e int64) {
 	a.ranges = append(merged, rs[j:]...)
 }
 
-// prefix is the contiguous acknowledged length from offset 0.
-func (a *ackState) prefix() int64 {
+// prefix is the contiguous length from offset 0.
+func (a *rangeSet) prefix() int64 {
 	if len(a.ranges) == 0 || a.ranges[0][0] != 0 {
 		return 0
 	}
 	return a.ranges[0][1]
+}
+
+// inFlight follows the largest number of bytes in flight.
+func (r *recorder) inFlight(n int) {
+	r.mu.Lock()
+	grew := n > r.inMax
+	if grew {
+		r.inMax = n
+	}
+	h := r.h
+	r.mu.Unlock()
+	if grew && h != nil {
+		h.InFlightMaxGrew(uint64(n))
+	}
 }

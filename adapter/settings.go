@@ -35,9 +35,13 @@ const (
 	TrackLoss
 	// TrackZeroRTT follows which received bytes arrived in 0-RTT packets.
 	TrackZeroRTT
+	// TrackReceive follows the STREAM and RESET_STREAM frames received, so that
+	// a stream's reader can stop while nothing is readable and be woken
+	// (RecorderHandler.StreamReadable) when something is.
+	TrackReceive
 
 	// TrackAll is every feature.
-	TrackAll = TrackAcks | TrackStreamCredit | TrackDatagrams | TrackPaths | TrackLoss | TrackZeroRTT
+	TrackAll = TrackAcks | TrackStreamCredit | TrackDatagrams | TrackPaths | TrackLoss | TrackZeroRTT | TrackReceive
 )
 
 // TransportSettings are the QUIC transport parameters and knobs of one

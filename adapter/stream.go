@@ -16,10 +16,12 @@ type Stream struct {
 	send *quic.SendStream    // nil for a peer's unidirectional stream
 	recv *quic.ReceiveStream // nil for a local unidirectional stream
 	bidi *quic.Stream        // set for bidirectional streams
+	rx   *recorder           // follows received data (TrackReceive), or nil
 }
 
 func newBidiStream(c *Conn, s *quic.Stream) *Stream {
-	return &Stream{conn: c, id: uint64(s.StreamID()), bidi: s}
+	id := uint64(s.StreamID())
+	return &Stream{conn: c, id: id, bidi: s, rx: c.receiveRecorder(id)}
 }
 
 func newSendStream(c *Conn, s *quic.SendStream) *Stream {
@@ -27,7 +29,8 @@ func newSendStream(c *Conn, s *quic.SendStream) *Stream {
 }
 
 func newReceiveStream(c *Conn, s *quic.ReceiveStream) *Stream {
-	return &Stream{conn: c, id: uint64(s.StreamID()), recv: s}
+	id := uint64(s.StreamID())
+	return &Stream{conn: c, id: id, recv: s, rx: c.receiveRecorder(id)}
 }
 
 // ID is the QUIC stream ID.
@@ -244,14 +247,14 @@ func (s *Stream) OnStopSending(f func(code uint64, ok bool)) (stop func() bool) 
 	})
 }
 
-// OnFinalSize runs f when the peer's FIN or RESET_STREAM fixes the stream's
-// final size. f runs on quic-go's goroutine and must not block or call into the
-// stream.
-func (s *Stream) OnFinalSize(f func()) {
-	cb := func(int64) { f() }
+// OnFinalSize runs f with the final size when the peer's FIN or RESET_STREAM
+// fixes it. f runs on quic-go's goroutine and must not block or call into the
+// stream; if the final size is known already, it runs before OnFinalSize
+// returns.
+func (s *Stream) OnFinalSize(f func(size int64)) {
 	if s.bidi != nil {
-		s.bidi.SetReceiveFinalSizeCallback(cb)
+		s.bidi.SetReceiveFinalSizeCallback(f)
 	} else if s.recv != nil {
-		s.recv.SetReceiveFinalSizeCallback(cb)
+		s.recv.SetReceiveFinalSizeCallback(f)
 	}
 }

@@ -94,13 +94,13 @@ type quicxPair struct {
 	done   sync.WaitGroup
 }
 
-func newQuicxPair(b *testing.B, cert *tls.Certificate, streams uint16) *quicxPair {
+func newQuicxPair(b *testing.B, cert *tls.Certificate, streams uint16, events quicx.TransportEvents) *quicxPair {
 	reg, err := quicx.OpenRegistration(quicx.RegistrationConfig{AppName: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	p := &quicxPair{reg: reg}
-	settings := &quicx.Settings{PeerBidiStreamCount: streams}
+	settings := &quicx.Settings{PeerBidiStreamCount: streams, TransportEvents: events}
 	scfg, _ := reg.OpenConfiguration([]string{"bench"}, settings)
 	_ = scfg.LoadCredential(&quicx.Credential{Type: quicx.CredentialCertificateContext, Certificate: cert})
 	ccfg, _ := reg.OpenConfiguration([]string{"bench"}, settings)
@@ -211,7 +211,7 @@ func BenchmarkStreamOpenClose(b *testing.B) {
 	cert, _ := quicx.SelfSignedCertificate()
 	raw := newRawPair(b, cert, 100)
 	defer raw.close()
-	qx := newQuicxPair(b, cert, 100)
+	qx := newQuicxPair(b, cert, 100, 0)
 	defer qx.close()
 	payload := []byte{1}
 	var rawTime, qxTime time.Duration
@@ -237,7 +237,7 @@ func BenchmarkRequestResponse100(b *testing.B) {
 	cert, _ := quicx.SelfSignedCertificate()
 	raw := newRawPair(b, cert, 200)
 	defer raw.close()
-	qx := newQuicxPair(b, cert, 200)
+	qx := newQuicxPair(b, cert, 200, 0)
 	defer qx.close()
 	payload := make([]byte, 64)
 	const parallel = 100
@@ -264,96 +264,116 @@ func BenchmarkRequestResponse100(b *testing.B) {
 }
 
 // BenchmarkIdleCost reports what an idle stream and an idle connection cost
-// in goroutines and heap bytes, on both ends together, in quic-go and in
-// quicx. Each iteration opens 200 streams that carry one byte and then idle.
+// in goroutines and heap bytes, on both ends together, in quic-go, in quicx
+// and in quicx with TrackReceive (no reader goroutine while a stream waits).
+// Each iteration opens 200 streams that carry one byte and then idle; the
+// server side of each has the app's own goroutine (quic-go: io.ReadAll;
+// quicx: a loop over the stream's events), which counts in every variant.
 func BenchmarkIdleCost(b *testing.B) {
 	cert, _ := quicx.SelfSignedCertificate()
 	const n = 200
-	measure := func() (int, uint64) {
-		runtime.GC()
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return runtime.NumGoroutine(), m.HeapInuse
+	type cost struct{ connG, connB, streamG, streamB float64 }
+	var raw, qx, qxr cost
+	add := func(c *cost, before, conn, streams sample) {
+		c.connG += float64(conn.g - before.g)
+		c.connB += float64(conn.heap - before.heap)
+		c.streamG += float64(streams.g-conn.g) / n
+		c.streamB += float64(streams.heap-conn.heap) / n
 	}
-	var rawG, rawB, qxG, qxB, rawCG, rawCB, qxCG, qxCB float64
 	for range b.N {
-		// Connections.
-		g0, h0 := measure()
-		raw := newRawPair(b, cert, n+10)
-		g1, h1 := measure()
-		// Streams: opened, one byte each way seen, left open.
+		s0 := settle(0)
+		rp := newRawPair(b, cert, n+10)
+		s1 := settle(0)
 		var held []*quic.Stream
 		for range n {
-			s, err := raw.client.OpenStreamSync(context.Background())
+			s, err := rp.client.OpenStreamSync(context.Background())
 			if err != nil {
 				b.Fatal(err)
 			}
 			_, _ = s.Write([]byte{1})
 			held = append(held, s)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) { // the server accepts asynchronously
-			if g, _ := measure(); g-g1 >= n {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-		g2, h2 := measure()
-		rawCG += float64(g1 - g0)
-		rawCB += float64(h1 - h0)
-		rawG += float64(g2-g1) / n
-		rawB += float64(h2-h1) / n
+		add(&raw, s0, s1, settle(s1.g+n)) // the server accepts asynchronously
 		for _, s := range held {
 			s.CancelWrite(0)
 			s.CancelRead(0)
 		}
-		raw.close()
+		rp.close()
 
-		g0, h0 = measure()
-		qx := newQuicxPair(b, cert, n+10)
-		g1, h1 = measure()
-		var qheld []*quicx.Stream
-		started := 0
-		for range n {
-			s, _ := qx.client.OpenStream(quicx.StreamOpenNone)
-			_ = s.Send([][]byte{{1}}, quicx.SendStart, nil)
-			qheld = append(qheld, s)
-		}
-		for _, s := range qheld {
-			for ev := range s.Events() {
-				if _, ok := ev.(*quicx.SendComplete); ok {
-					started++
-					break
+		for _, v := range []struct {
+			c      *cost
+			events quicx.TransportEvents
+		}{{&qx, 0}, {&qxr, quicx.TrackReceive}} {
+			s0 := settle(0)
+			p := newQuicxPair(b, cert, n+10, v.events)
+			s1 := settle(0)
+			var qheld []*quicx.Stream
+			for range n {
+				s, _ := p.client.OpenStream(quicx.StreamOpenNone)
+				_ = s.Send([][]byte{{1}}, quicx.SendStart, nil)
+				qheld = append(qheld, s)
+			}
+			for _, s := range qheld {
+				waitSendComplete(s)
+			}
+			add(v.c, s0, s1, settle(s1.g+n))
+			for _, s := range qheld {
+				_ = s.Close()
+				for range s.Events() {
 				}
 			}
+			p.close()
 		}
-		deadline = time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			if g, _ := measure(); g-g1 >= n {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-		g2, h2 = measure()
-		qxCG += float64(g1 - g0)
-		qxCB += float64(h1 - h0)
-		qxG += float64(g2-g1) / n
-		qxB += float64(h2-h1) / n
-		for _, s := range qheld {
-			_ = s.Close()
-			for range s.Events() {
-			}
-		}
-		qx.close()
 	}
 	k := float64(b.N)
-	b.ReportMetric(rawG/k, "quic-go-goroutines/stream")
-	b.ReportMetric(qxG/k, "quicx-goroutines/stream")
-	b.ReportMetric(rawB/k, "quic-go-B/stream")
-	b.ReportMetric(qxB/k, "quicx-B/stream")
-	b.ReportMetric(rawCG/k, "quic-go-goroutines/conn")
-	b.ReportMetric(qxCG/k, "quicx-goroutines/conn")
-	b.ReportMetric(rawCB/k, "quic-go-B/conn")
-	b.ReportMetric(qxCB/k, "quicx-B/conn")
+	for _, v := range []struct {
+		name string
+		c    cost
+	}{{"quic-go", raw}, {"quicx", qx}, {"quicx-receive", qxr}} {
+		b.ReportMetric(v.c.streamG/k, v.name+"-goroutines/stream")
+		b.ReportMetric(v.c.streamB/k, v.name+"-B/stream")
+		b.ReportMetric(v.c.connG/k, v.name+"-goroutines/conn")
+		b.ReportMetric(v.c.connB/k, v.name+"-B/conn")
+	}
+}
+
+// waitSendComplete reads s's events up to its first SendComplete.
+func waitSendComplete(s *quicx.Stream) {
+	for ev := range s.Events() {
+		if _, ok := ev.(*quicx.SendComplete); ok {
+			return
+		}
+	}
+}
+
+// sample is the goroutine count and heap in use after a full GC.
+type sample struct {
+	g    int
+	heap uint64
+}
+
+// settle waits (up to 5 s) until at least min goroutines run and their number
+// has not changed for 20 ms, then samples: work started asynchronously (the
+// peer accepting streams, readers starting) has then landed.
+func settle(min int) sample {
+	measure := func() sample {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return sample{runtime.NumGoroutine(), m.HeapInuse}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	last, stable := measure(), 0
+	for time.Now().Before(deadline) && stable < 4 {
+		time.Sleep(5 * time.Millisecond)
+		s := measure()
+		if s.g == last.g && s.g >= min {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = s
+	}
+	return last
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -86,21 +87,39 @@ func (c *Connection) awaitCertificateDecision(chain []*x509.Certificate, status 
 		return errCertificateRejected
 	}
 	abort := c.abortWaits()
+	c.tlsWaits++
 	c.q.Push(ev)
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.tlsWaits--
+		c.mu.Unlock()
+	}()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case ok := <-answer:
+		select {
+		case <-abort: // a shutdown wins over an answer that raced it
+			return errShutdownInHandshake
+		default:
+		}
 		if ok {
 			return nil
 		}
 	case <-timer.C:
 		c.log.Debug("PeerCertificateReceived not answered in time: rejected")
 	case <-abort:
+		return errShutdownInHandshake
 	}
 	return errCertificateRejected
 }
+
+// errShutdownInHandshake ends a TLS callback's wait when the app shuts the
+// connection down: crypto/tls and quic-go turn the alert it carries,
+// user_canceled (90), into CONNECTION_CLOSE with CRYPTO_ERROR 0x15a, which
+// MsQuic's peers report as USER_CANCELED.
+var errShutdownInHandshake = fmt.Errorf("quicx: connection shut down by the application: %w", tls.AlertError(90))
 
 // abortWaits returns the channel closed when the app shuts the connection down
 // locally, which ends any wait inside a TLS callback. Call with c.mu held.

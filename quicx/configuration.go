@@ -136,25 +136,19 @@ func (c *Configuration) SetTicketKeys(keys [][32]byte) error {
 	if len(keys) == 0 || len(keys) > 16 {
 		return newErr(op, ErrInvalidParameter, "1 to 16 keys")
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		return newErr(op, ErrInvalidState, "configuration closed")
-	case c.cred == nil:
-		return newErr(op, ErrInvalidState, "load a credential first")
-	case c.cred.client:
-		return newErr(op, ErrInvalidParameter, "a client configuration issues no tickets")
-	}
-	c.cred = c.cred.with(func(t *tls.Config) { t.SetSessionTicketKeys(keys) })
-	return nil
+	return c.editTLS(op, true, func(t *tls.Config) { t.SetSessionTicketKeys(keys) })
 }
 
 // SetKeyLogWriter is QUIC_PARAM_CONN_TLS_SECRETS for every connection using the
 // configuration: TLS secrets are written to w in the NSS key log format
 // (SSLKEYLOGFILE), which Wireshark reads. After LoadCredential; nil stops it.
 func (c *Configuration) SetKeyLogWriter(w io.Writer) error {
-	const op = "Configuration.SetKeyLogWriter"
+	return c.editTLS("Configuration.SetKeyLogWriter", false, func(t *tls.Config) { t.KeyLogWriter = w })
+}
+
+// editTLS applies edit to the loaded credential's TLS configuration, for
+// connections started from now on; serverOnly refuses client configurations.
+func (c *Configuration) editTLS(op string, serverOnly bool, edit func(*tls.Config)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -162,8 +156,10 @@ func (c *Configuration) SetKeyLogWriter(w io.Writer) error {
 		return newErr(op, ErrInvalidState, "configuration closed")
 	case c.cred == nil:
 		return newErr(op, ErrInvalidState, "load a credential first")
+	case serverOnly && c.cred.client:
+		return newErr(op, ErrInvalidParameter, "server configurations only")
 	}
-	c.cred = c.cred.with(func(t *tls.Config) { t.KeyLogWriter = w })
+	c.cred = c.cred.with(edit)
 	return nil
 }
 

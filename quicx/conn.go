@@ -52,7 +52,8 @@ type Connection struct {
 	handshake   bool // the handshake completed
 	final       bool // ConnectionShutdownComplete queued
 	end         *connEnd
-	dialCancel  context.CancelFunc
+	dialCancel  context.CancelCauseFunc
+	tlsWaits    int // waits for the app inside crypto/tls callbacks under way
 	remoteSet   netip.AddrPort
 	localSet    netip.AddrPort
 	live        map[*Stream]struct{} // started streams without their final event
@@ -70,6 +71,8 @@ type Connection struct {
 	abort        chan struct{} // closed by a local shutdown: ends waits in TLS callbacks
 	early        atomic.Bool   // client: in the 0-RTT phase (streams usable, handshake not complete)
 	rejections   atomic.Uint32 // client: 1 once the server rejected 0-RTT and the streams were reopened
+
+	idealBytes uint64 // the ideal send buffer size, once grown past the default; under mu
 }
 
 // connEnd is how the connection ended, as its streams report it.
@@ -401,7 +404,7 @@ func (c *Connection) Start(cfg *Configuration, family AddressFamily, serverName 
 		return nil
 	}
 	c.state = connStarting
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	c.dialCancel = cancel
 	remote, local := c.remoteSet, c.localSet
 	c.mu.Unlock()
@@ -450,6 +453,10 @@ func (c *Connection) dial(ctx context.Context, family AddressFamily, serverName 
 	ac.SetDatagramHandler(c.datagramState)
 	ac.OnClose(c.transportEnded)
 	opts.Early = len(ticket) > 0 && adapter.TicketAllowsEarlyData(ticket)
+	if ctx.Err() != nil {
+		ac.Abandon() // shut down before anything went out: nothing to tell the server
+		return
+	}
 	if err := ac.Dial(ctx, opts); err != nil {
 		return // transportEnded has run
 	}
@@ -484,19 +491,6 @@ func closedChan(ch <-chan struct{}) bool {
 		return true
 	default:
 		return false
-	}
-}
-
-// forEachLive runs f on every started stream not yet finished.
-func (c *Connection) forEachLive(f func(*Stream)) {
-	c.mu.Lock()
-	streams := make([]*Stream, 0, len(c.live))
-	for s := range c.live {
-		streams = append(streams, s)
-	}
-	c.mu.Unlock()
-	for _, s := range streams {
-		f(s)
 	}
 }
 
@@ -543,7 +537,7 @@ func (c *Connection) dialCancelDone() {
 	c.dialCancel = nil
 	c.mu.Unlock()
 	if cancel != nil {
-		cancel()
+		cancel(nil)
 	}
 }
 
@@ -747,8 +741,10 @@ func (c *Connection) maybeFinal() {
 
 // Shutdown is ConnectionShutdown: close the connection with an application
 // error code (at most 2^62-1). The peer sees ShutdownInitiatedByPeer (or, before
-// the handshake completed, a transport close); this side gets no "initiated"
-// event, only ConnectionShutdownComplete after its streams'. Repeated calls are
+// the handshake completed, ShutdownInitiatedByTransport with USER_CANCELED: the
+// code is replaced by APPLICATION_ERROR, RFC 9000 §10.2.3); this side gets no
+// "initiated" event, only ConnectionShutdownComplete after its streams'. During
+// a client's handshake that comes at once. Repeated calls are
 // no-ops. ShutdownSilent is possible only for a client connection, which owns
 // its socket; elsewhere it returns ErrNotSupported.
 func (c *Connection) Shutdown(flags ConnectionShutdownFlags, code uint64) error {
@@ -778,6 +774,7 @@ func (c *Connection) shutdown(op string, flags ConnectionShutdownFlags, code uin
 	}
 	c.localShut, c.shutCode, c.shutAbort = true, code, abort
 	state, ac, cancel, reason := c.state, c.ac, c.dialCancel, c.reason
+	inTLS := c.tlsWaits > 0
 	c.abortWaits()
 	close(c.abort)
 	c.mu.Unlock()
@@ -788,8 +785,19 @@ func (c *Connection) shutdown(op string, flags ConnectionShutdownFlags, code uin
 		// Never started: MsQuic closes it silently and reports completion.
 		c.finish(&connEnd{byApp: true, code: code, status: c.localStatus()}, nil)
 	case connStarting:
-		if cancel != nil {
-			cancel() // abandons the handshake (quic-go drops it without a close)
+		switch {
+		case cancel == nil:
+		case silent:
+			cancel(nil) // abandons the handshake without a word
+		case inTLS:
+			// The client is frozen in a TLS callback waiting for the app, which
+			// the close above ends with alert user_canceled: quic-go sends
+			// that CONNECTION_CLOSE itself, with the keys the server expects.
+			// Cancelling the dial now could drop the connection first.
+		default:
+			// quic-go drops a cancelled dial without a close; the adapter then
+			// sends CONNECTION_CLOSE (APPLICATION_ERROR) in an Initial packet.
+			cancel(adapter.ErrHandshakeClosed)
 		}
 		if ac != nil {
 			if silent {
@@ -1169,6 +1177,19 @@ func (c *Connection) StreamAcked(id uint64, acked uint64, finAcked bool) {
 	}
 }
 
+// StreamReadable implements adapter.RecorderHandler: data, the FIN or a reset
+// arrived for a stream whose reader stopped with nothing to read.
+func (c *Connection) StreamReadable(id uint64) {
+	c.mu.Lock()
+	s := c.byID[id]
+	c.mu.Unlock()
+	if s != nil {
+		s.mu.Lock()
+		s.rcv.kickLocked()
+		s.mu.Unlock()
+	}
+}
+
 // StreamDataLost implements adapter.RecorderHandler.
 func (c *Connection) StreamDataLost(id uint64) {
 	c.mu.Lock()
@@ -1177,6 +1198,52 @@ func (c *Connection) StreamDataLost(id uint64) {
 	if s != nil {
 		s.dataLost()
 	}
+}
+
+// InFlightMaxGrew implements adapter.RecorderHandler: MsQuic's ideal send
+// buffer size follows the most bytes ever in flight, in steps of 1.5× from
+// DefaultIdealSendBufferSize, and only grows. Each step is indicated to every
+// stream that still sends.
+func (c *Connection) InFlightMaxGrew(inFlight uint64) {
+	ideal := nextIdealBytes(inFlight)
+	c.mu.Lock()
+	if ideal <= max(c.idealBytes, DefaultIdealSendBufferSize) {
+		c.mu.Unlock()
+		return
+	}
+	c.idealBytes = ideal
+	c.mu.Unlock()
+	c.forEachLive(func(s *Stream) { s.idealSendBuffer(ideal) })
+}
+
+// forEachLive runs f on every started stream not yet finished.
+func (c *Connection) forEachLive(f func(*Stream)) {
+	c.mu.Lock()
+	streams := make([]*Stream, 0, len(c.live))
+	for s := range c.live {
+		streams = append(streams, s)
+	}
+	c.mu.Unlock()
+	for _, s := range streams {
+		f(s)
+	}
+}
+
+// maxIdealSendBufferSize caps the ideal send buffer size (MsQuic's
+// QUIC_MAX_IDEAL_SEND_BUFFER_SIZE).
+const maxIdealSendBufferSize = 0x8000000
+
+// nextIdealBytes is the first step above n: DefaultIdealSendBufferSize grown
+// by half at a time, capped at maxIdealSendBufferSize.
+func nextIdealBytes(n uint64) uint64 {
+	t := uint64(DefaultIdealSendBufferSize)
+	for t <= n {
+		if t+t/2 > maxIdealSendBufferSize {
+			return maxIdealSendBufferSize
+		}
+		t += t / 2
+	}
+	return t
 }
 
 // PeerAddressChanged implements adapter.RecorderHandler.

@@ -336,6 +336,8 @@ type Receive struct {
 	Buffers        [][]byte // zero buffers with ReceiveFin: the peer's FIN alone
 	Flags          ReceiveFlags
 	completer      func(n uint64)
+	rcv            *recvSide // completes a stream's reused Receive (no closure needed)
+	bufs           [2][]byte // Buffers' backing for a stream's reused Receive
 	done           atomic.Bool
 }
 
@@ -359,7 +361,13 @@ func (e *Receive) TotalLength() uint64 {
 // After Complete the event and its buffers belong to quicx again, which reuses
 // them for a later Receive on the same stream: do not keep them.
 func (e *Receive) Complete(n uint64) {
-	if e.done.CompareAndSwap(false, true) && e.completer != nil {
+	if !e.done.CompareAndSwap(false, true) {
+		return
+	}
+	switch {
+	case e.rcv != nil:
+		e.rcv.complete(e, min(n, e.TotalLength()))
+	case e.completer != nil:
 		e.completer(min(n, e.TotalLength()))
 	}
 }

@@ -186,8 +186,7 @@ func (c *Connection) runOpener(o *opener, ac *adapter.Conn) {
 		}
 		// Still under the opener's lock: a 0-RTT replay, which holds it, sees
 		// the stream either unopened or attached.
-		req.s.setTransport(as)
-		req.s.peerAccepted()
+		req.s.openedLate(as)
 		o.mu.Unlock()
 	}
 }

@@ -69,6 +69,7 @@ type Registration struct {
 	bindOpts adapter.BindOptions
 
 	slots [3]sync.Pool // receive buffers by size class: small, 64 KiB, 256 KiB
+	boxes sync.Pool    // empty *[]byte boxes, so returning a buffer allocates nothing
 
 	mu        sync.Mutex
 	shutdown  bool
@@ -154,17 +155,30 @@ func slotClass(size int) int {
 
 // getSlot returns a receive buffer of size from the registration's pool.
 func (r *Registration) getSlot(size int) []byte {
-	if b, ok := r.slots[slotClass(size)].Get().(*[]byte); ok && len(*b) == size {
-		return *b
+	if bp, ok := r.slots[slotClass(size)].Get().(*[]byte); ok {
+		b := *bp
+		*bp = nil
+		r.boxes.Put(bp)
+		if len(b) == size {
+			return b
+		}
 	}
 	return make([]byte, size)
 }
 
-// putSlot returns a receive buffer nobody references any more.
+// putSlot returns a receive buffer nobody references any more. The pool holds
+// *[]byte boxes; they are recycled so that returning a buffer does not
+// allocate one.
 func (r *Registration) putSlot(b []byte) {
-	if b != nil {
-		r.slots[slotClass(len(b))].Put(&b)
+	if b == nil {
+		return
 	}
+	bp, _ := r.boxes.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = b
+	r.slots[slotClass(len(b))].Put(bp)
 }
 
 // sendBudget is how many bytes a buffered-mode stream copies ahead of the

@@ -178,7 +178,8 @@ type TransportEvents uint32
 const (
 	// TrackAcks: graceful SendShutdownComplete once the peer acknowledged the FIN
 	// and all data (without it: once the FIN is handed to quic-go), and
-	// SendComplete after acknowledgement with SendBufferingEnabled Off.
+	// SendComplete after acknowledgement with SendBufferingEnabled Off, and
+	// IdealSendBufferSize as the bytes in flight grow.
 	TrackAcks TransportEvents = 1 << iota
 	// TrackStreamCredit: StreamsAvailable (from the peer's MAX_STREAMS) and
 	// PeerNeedsStreams (from its STREAMS_BLOCKED).
@@ -194,13 +195,23 @@ const (
 	// (Receive0RTT, StreamOpen0RTT). quicx does not implement it yet: refused
 	// with ErrNotSupported.
 	TrackZeroRTT
+	// TrackReceive raises no event of its own: it lets a stream that waits for
+	// its peer hold no goroutine. quic-go tells of arriving data only by
+	// returning from a Read that waited for it, so without the recorder each
+	// stream with a receive direction keeps one reader goroutine waiting in
+	// quic-go. With it, the recorder follows the STREAM and RESET_STREAM frames
+	// received and a reader runs only while something is readable. Every other
+	// subscription turns it on too, as the recorder's cost is then paid
+	// anyway; alone it costs what the recorder costs (docs/perf.md), which is
+	// worth it for many mostly idle streams.
+	TrackReceive
 
 	// TrackAll subscribes to every event quicx derives: MsQuic's full event set
 	// (without the 0-RTT flags).
-	TrackAll = TrackAcks | TrackStreamCredit | TrackDatagrams | TrackPeerAddress | TrackLoss
+	TrackAll = TrackAcks | TrackStreamCredit | TrackDatagrams | TrackPeerAddress | TrackLoss | TrackReceive
 )
 
-var transportEventNames = []string{"ACKS", "STREAM_CREDIT", "DATAGRAMS", "PEER_ADDRESS", "LOSS", "ZERO_RTT"}
+var transportEventNames = []string{"ACKS", "STREAM_CREDIT", "DATAGRAMS", "PEER_ADDRESS", "LOSS", "ZERO_RTT", "RECEIVE"}
 
 func (t TransportEvents) String() string { return flagNames(uint32(t), "NONE", transportEventNames) }
 
@@ -215,6 +226,10 @@ func (t TransportEvents) adapterTrack() adapter.Track {
 		if t&m.q != 0 {
 			a |= m.a
 		}
+	}
+	if t != 0 {
+		// The recorder runs: let it spare idle streams their reader goroutine.
+		a |= adapter.TrackReceive
 	}
 	return a
 }

@@ -2,6 +2,7 @@ package quicx
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"quicx.dev/adapter"
 	"quicx.dev/quicx/internal/evq"
@@ -22,12 +23,16 @@ const (
 // for that goroutine.
 type Stream struct {
 	conn      *Connection
-	q         *evq.Queue[StreamEvent]
+	q         evq.Queue[StreamEvent]
 	openFlags StreamOpenFlags
 	local     bool
 	uni       bool
 	canSend   bool
 	canRecv   bool
+
+	// eventsAsked: Events was called. A peer stream reads nothing before
+	// (recvSide.held).
+	eventsAsked atomic.Bool
 
 	mu           sync.Mutex
 	phase        streamPhase
@@ -47,6 +52,9 @@ type Stream struct {
 	voided       bool        // the server rejected 0-RTT: as is void until the stream is reopened
 	cancelCode   uint64      // cancel-on-loss error code
 	cancelOnLoss bool
+	inlineFinal  bool       // the holder of mu came through lockInline and leaves by unlockInline
+	finPending   bool       // finWork waits for that lock holder
+	finWork      finishWork // valid while finPending
 
 	snd sendSide
 	rcv recvSide
@@ -81,7 +89,6 @@ func (c *Connection) OpenStream(flags StreamOpenFlags) (*Stream, error) {
 func newStream(c *Connection, flags StreamOpenFlags, local, uni bool, res resolved) *Stream {
 	s := &Stream{
 		conn:       c,
-		q:          evq.New[StreamEvent](c.reg.eventBuffer()),
 		openFlags:  flags,
 		local:      local,
 		uni:        uni,
@@ -91,6 +98,7 @@ func newStream(c *Connection, flags StreamOpenFlags, local, uni bool, res resolv
 		multiRecv:  res.multiReceive && flags&StreamOpenAppOwnedBuffers == 0,
 		priority:   0x7FFF,
 	}
+	s.q.Init(c.reg.eventBuffer())
 	s.snd.init(s, c.reg.sendBudget())
 	s.rcv.init(s, c.reg.receiveBufferSize())
 	return s
@@ -111,12 +119,16 @@ func newPeerStream(c *Connection, as *adapter.Stream, uni bool) *Stream {
 	return s
 }
 
-// startPeer begins reading a peer stream and watching its send direction.
+// startPeer begins reading a peer stream and watching its send direction. The
+// reader is started first: a request's FIN usually arrives with the stream,
+// and quic-go then calls the final-size callback at once, from
+// watchTransportLocked; with the reader active that callback needs no
+// goroutine to look for a reset.
 func (s *Stream) startPeer() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.watchTransportLocked()
 	s.rcv.kickLocked()
+	s.watchTransportLocked()
 }
 
 // Events returns the stream's event channel. It is closed right after
@@ -124,7 +136,20 @@ func (s *Stream) startPeer() {
 // failed without StreamStartShutdownOnFail), when the stream is closed. Read it
 // until it is closed: events wait for the reader (none is ever dropped), and
 // while they wait a goroutine of quicx waits with them.
-func (s *Stream) Events() <-chan StreamEvent { return s.q.C() }
+//
+// A stream reads nothing from the transport until Events is first called (or
+// ProvideReceiveBuffers): on a peer's stream, what MsQuic allows inline in
+// PEER_STREAM_STARTED, such as switching to app-owned buffers or disabling
+// receive, can be done first. Its data waits in QUIC flow control meanwhile;
+// it could not be consumed without the events anyway.
+func (s *Stream) Events() <-chan StreamEvent {
+	if !s.eventsAsked.Load() && s.eventsAsked.CompareAndSwap(false, true) {
+		s.mu.Lock()
+		s.rcv.releaseLocked()
+		s.mu.Unlock()
+	}
+	return s.q.C()
+}
 
 // ID is QUIC_PARAM_STREAM_ID: ErrInvalidState before the stream is started.
 func (s *Stream) ID() (uint64, error) {
@@ -186,11 +211,16 @@ func (s *Stream) startFailedLocked(st Status, flags StreamStartFlags) {
 	}
 }
 
-// setTransport attaches quic-go's stream once it is opened (at Start, or later
-// when the peer grants credit).
-func (s *Stream) setTransport(as *adapter.Stream) {
+// openedLate attaches quic-go's stream once the peer's credit let quic-go
+// open it, after a start that had to wait. PeerAccepted (if asked for) is
+// queued in the same locked step, first: what the attached stream does at once
+// (a queued send written inline, its FIN) follows it.
+func (s *Stream) openedLate(as *adapter.Stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.startFlags&StreamStartIndicatePeerAccept != 0 && s.phase == streamStarted {
+		s.q.Push(&PeerAccepted{})
+	}
 	s.attachLocked(as)
 }
 
@@ -222,20 +252,14 @@ func (s *Stream) transportReadyLocked() {
 	s.rcv.kickLocked()
 }
 
-// peerAccepted runs when a stream that waited for the peer's credit is opened.
-func (s *Stream) peerAccepted() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.startFlags&StreamStartIndicatePeerAccept != 0 && s.phase == streamStarted {
-		s.q.Push(&PeerAccepted{})
-	}
-}
-
 // watchTransportLocked arranges for STOP_SENDING and RESET_STREAM to be seen
-// without a pending read or write.
+// without a pending read or write. A send direction already ending (its FIN
+// requested, or aborted) is not watched: it never idles open again, so the
+// writer's own write, or the reset, meets STOP_SENDING, and the watcher would
+// only be stopped again when the FIN goes out.
 func (s *Stream) watchTransportLocked() {
 	as := s.as
-	if as.CanSend() {
+	if as.CanSend() && !s.snd.fin && !s.snd.aborted {
 		s.stopWatch = as.OnStopSending(func(code uint64, ok bool) {
 			if ok {
 				s.peerStopSending(code)
@@ -243,9 +267,13 @@ func (s *Stream) watchTransportLocked() {
 		})
 	}
 	if as.CanReceive() {
-		as.OnFinalSize(s.rcv.finalSizeKnown)
+		as.OnFinalSize(s.finalSizeKnown)
 	}
 }
+
+// finalSizeKnown is the final-size callback (on quic-go's goroutine): a
+// method value of the stream itself, so the callback costs one allocation.
+func (s *Stream) finalSizeKnown(int64) { s.rcv.finalSizeKnown() }
 
 // Shutdown is StreamShutdown. GRACEFUL sends a FIN after the queued data;
 // ABORT_SEND resets the send direction and ABORT_RECEIVE asks the peer to stop
@@ -266,8 +294,8 @@ func (s *Stream) Shutdown(flags StreamShutdownFlags, code uint64) error {
 	case code > maxVarint:
 		return newErr(op, ErrInvalidParameter, "error code above 2^62-1")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockInline()
+	defer s.unlockInline()
 	if s.closed {
 		return newErr(op, ErrInvalidState, "stream closed")
 	}
@@ -294,9 +322,9 @@ func (s *Stream) Shutdown(flags StreamShutdownFlags, code uint64) error {
 // with AppCloseInProgress. Close does not wait for the consumer of Events.
 // Calls on a closed stream return ErrInvalidState.
 func (s *Stream) Close() error {
-	s.mu.Lock()
+	s.lockInline()
 	if s.closed {
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr("Stream.Close", ErrInvalidState, "stream already closed")
 	}
 	s.closed = true
@@ -305,11 +333,11 @@ func (s *Stream) Close() error {
 	case streamOpened:
 		s.phase = streamFinal
 		s.snd.discardLocked()
-		s.mu.Unlock()
+		s.unlockInline()
 		s.q.End()
 		return nil
 	case streamFinal:
-		s.mu.Unlock()
+		s.unlockInline()
 		s.q.End() // a failed start without SHUTDOWN_ON_FAIL: end the channel
 		s.releaseCredit()
 		return nil
@@ -321,7 +349,7 @@ func (s *Stream) Close() error {
 		s.rcv.abortLocked(0)
 	}
 	s.maybeFinalLocked()
-	s.mu.Unlock()
+	s.unlockInline()
 	s.releaseCredit()
 	return nil
 }
@@ -389,18 +417,62 @@ func (s *Stream) maybeFinalLocked() {
 		ev.ConnectionCloseStatus = e.status
 	}
 	s.q.PushFinal(ev)
-	id, hasID := s.id, s.hasID
-	delay := s.openFlags&StreamOpenDelayIDFCUpdates != 0
-	as, peer := s.as, !s.local
-	go func() {
-		if peer && as != nil && !delay {
-			as.ReleaseCredit()
-		}
-		if as != nil {
-			s.conn.forgetStream(id)
-		}
-		s.conn.streamFinished(s, id, hasID)
-	}()
+	w := finishWork{
+		as:      s.as,
+		id:      s.id,
+		hasID:   s.hasID,
+		release: !s.local && s.openFlags&StreamOpenDelayIDFCUpdates == 0,
+	}
+	if s.inlineFinal {
+		s.finPending, s.finWork = true, w
+		return
+	}
+	// The caller may be on quic-go's goroutine (the recorder's callbacks) or
+	// hold the opener's lock: the rest runs on its own goroutine.
+	go s.finished(w)
+}
+
+// finishWork is what is left to do once a stream's final event is queued: it
+// takes quic-go's, the recorder's and the connection's locks, so it runs
+// without the stream's lock.
+type finishWork struct {
+	as      *adapter.Stream
+	id      uint64
+	hasID   bool
+	release bool // return a peer stream's credit now
+}
+
+// finished returns the stream's credit and forgets it in the recorder and the
+// connection (whose final event may then follow).
+func (s *Stream) finished(w finishWork) {
+	if w.release && w.as != nil {
+		w.as.ReleaseCredit()
+	}
+	if w.as != nil {
+		s.conn.forgetStream(w.id)
+	}
+	s.conn.streamFinished(s, w.id, w.hasID)
+}
+
+// lockInline locks the stream for a caller that holds no other lock and is
+// not on quic-go's goroutine (an app's call, quicx's own writer): if the
+// stream finishes meanwhile, unlockInline does the final work on the caller's
+// goroutine instead of starting one for it.
+func (s *Stream) lockInline() {
+	s.mu.Lock()
+	s.inlineFinal = true
+}
+
+// unlockInline unlocks a stream locked by lockInline and runs the final work
+// the stream left to it.
+func (s *Stream) unlockInline() {
+	s.inlineFinal = false
+	w, pending := s.finWork, s.finPending
+	s.finPending, s.finWork = false, finishWork{}
+	s.mu.Unlock()
+	if pending {
+		s.finished(w)
+	}
 }
 
 // forgetStream drops the recorder's state for a finished stream.

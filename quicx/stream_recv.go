@@ -32,6 +32,8 @@ type recvSide struct {
 	nextEv   int
 	pending  *Receive // delivered, not completed
 
+	chunkArr [2]chunk // chunks' first backing: most streams never need more
+
 	// Multi-receive mode: several Receive events outstanding, completion
 	// counted per stream.
 	multi     bool
@@ -45,11 +47,14 @@ type recvSide struct {
 	needSent bool     // ReceiveBufferNeeded raised, waiting for buffers
 
 	enabled      bool
-	paused       bool // a partial completion paused delivery
+	held         atomic.Bool // the app has not yet asked for the stream's events or buffers (written under the lock)
+	paused       bool        // a partial completion paused delivery
 	reading      bool
 	readerActive atomic.Bool // reading, readable without the lock
 	finished     atomic.Bool // the FIN was read or the direction is done
+	finalSeen    atomic.Bool // quic-go reported the final size (FIN or reset)
 	offset       uint64      // stream offset of the first unconsumed byte
+	readPos      uint64      // bytes read from quic-go so far
 	eof          bool        // the peer's FIN has been read
 	done         bool        // the receive direction is finished
 	aborted      bool        // ABORT_RECEIVE (applied at start if not started)
@@ -59,6 +64,8 @@ type recvSide struct {
 
 func (r *recvSide) init(s *Stream, bufSize int) {
 	r.s, r.bufSize, r.enabled = s, bufSize, true
+	r.held.Store(true)
+	r.chunks = r.chunkArr[:0]
 	r.slotSize = min(smallReceiveBuffer, bufSize)
 	r.multi = s.multiRecv
 	r.appOwned = s.openFlags&StreamOpenAppOwnedBuffers != 0
@@ -68,14 +75,20 @@ func (r *recvSide) init(s *Stream, bufSize int) {
 // mode: beyond it quicx stops reading and flow control holds the peer.
 func (r *recvSide) multiLimit() uint64 { return 4 * uint64(r.bufSize) }
 
-// slotFree returns a slot no chunk uses, or -1.
-func (r *recvSide) slotFree() int {
-	used := [2]bool{}
+// slotsUsed reports which slots hold unconsumed data.
+func (r *recvSide) slotsUsed() [2]bool {
+	var used [2]bool
 	for _, c := range r.chunks {
 		if c.slot >= 0 {
 			used[c.slot] = true
 		}
 	}
+	return used
+}
+
+// slotFree returns a slot no chunk uses, or -1.
+func (r *recvSide) slotFree() int {
+	used := r.slotsUsed()
 	for i := range used {
 		if !used[i] {
 			return i
@@ -90,12 +103,38 @@ func (r *recvSide) kickLocked() {
 	if r.reading || s.as == nil || s.voided || s.phase != streamStarted || r.done || r.eof || !s.canRecv {
 		return
 	}
-	if !r.enabled || r.paused || !r.canReadLocked() {
+	if r.held.Load() || !r.enabled || r.paused || !r.canReadLocked() {
+		return
+	}
+	if !r.readableLocked() {
+		r.releaseFreeSlotsLocked()
 		return
 	}
 	r.reading = true
 	r.readerActive.Store(true)
 	go r.run(s.as)
+}
+
+// releaseLocked lets a held stream start reading.
+func (r *recvSide) releaseLocked() {
+	if r.held.Load() {
+		r.held.Store(false)
+		r.kickLocked()
+		if !r.reading && r.finalSeen.Load() {
+			go r.pollReset() // a reset that came while held, receive now disabled
+		}
+	}
+}
+
+// readableLocked reports whether a read would find something. Without the
+// recorder's help (adapter.Stream.ParksReads) only a read waiting in quic-go
+// can tell, so it is always worth starting one. With it, a reader runs only
+// while something is readable: an idle stream holds no goroutine, and the
+// recorder's StreamReadable kicks the reader when data, the FIN or a reset
+// arrives.
+func (r *recvSide) readableLocked() bool {
+	as := r.s.as
+	return !as.ParksReads() || as.ReadableOrWatch(r.readPos)
 }
 
 // canReadLocked reports whether the reader has somewhere to put data.
@@ -140,10 +179,25 @@ func (r *recvSide) run(as *adapter.Stream) {
 	s := r.s
 	for {
 		s.mu.Lock()
-		if r.done || r.eof || !r.enabled || r.paused || s.phase != streamStarted || !r.canReadLocked() {
+		stop := r.done || r.eof || !r.enabled || r.paused || s.phase != streamStarted || !r.canReadLocked()
+		if !stop && !r.readableLocked() {
+			// Parked until the recorder says more is readable: an idle
+			// stream keeps no goroutine and no empty buffer.
+			r.releaseFreeSlotsLocked()
+			stop = true
+		}
+		if stop {
 			r.reading = false
 			r.readerActive.Store(false)
+			idle := !r.done && !r.eof
 			s.mu.Unlock()
+			// A reset that came while this reader was active was left to it by
+			// finalSizeKnown, but the reader stops without reading again:
+			// look for the reset now, or it goes unreported while receive is
+			// paused or disabled.
+			if idle && r.finalSeen.Load() {
+				r.pollReset()
+			}
 			return
 		}
 		buf, slot := r.targetLocked()
@@ -152,6 +206,7 @@ func (r *recvSide) run(as *adapter.Stream) {
 		n, res, err := as.Read(buf)
 
 		s.mu.Lock()
+		r.readPos += uint64(n)
 		if r.done || s.phase != streamStarted {
 			r.reading = false
 			r.readerActive.Store(false)
@@ -231,8 +286,8 @@ func (r *recvSide) indicateMultiLocked(data []byte) {
 // per stream, whichever Receive it came from.
 func (r *recvSide) completeMulti(n uint64) {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockInline()
+	defer s.unlockInline()
 	if r.done {
 		return
 	}
@@ -257,8 +312,8 @@ func (r *recvSide) deliverLocked() {
 	}
 	ev := r.events[r.nextEv]
 	if ev == nil {
-		ev = &Receive{Buffers: make([][]byte, 0, 2)}
-		ev.completer = func(n uint64) { r.complete(ev, n) }
+		ev = &Receive{rcv: r}
+		ev.Buffers = ev.bufs[:0]
 		r.events[r.nextEv] = ev
 	}
 	r.nextEv ^= 1
@@ -279,8 +334,8 @@ func (r *recvSide) deliverLocked() {
 // complete is StreamReceiveComplete for the outstanding Receive ev.
 func (r *recvSide) complete(ev *Receive, n uint64) {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockInline()
+	defer s.unlockInline()
 	if ev != r.pending || r.done {
 		return // the stream ended since: nothing to complete
 	}
@@ -315,6 +370,25 @@ func (r *recvSide) releaseSlotsLocked() {
 	for i := range r.slots {
 		r.s.conn.reg.putSlot(r.slots[i])
 		r.slots[i] = nil
+	}
+}
+
+// releaseFreeSlotsLocked gives the slots no unconsumed data uses back to the
+// registration's pool.
+func (r *recvSide) releaseFreeSlotsLocked() {
+	used := r.slotsUsed()
+	for i := range r.slots {
+		if !used[i] && r.slots[i] != nil {
+			r.s.conn.reg.putSlot(r.slots[i])
+			r.slots[i] = nil
+		}
+	}
+	// Completed Receive values kept for reuse must not keep a slot alive.
+	for _, ev := range r.events {
+		if ev != nil && ev != r.pending {
+			ev.Buffers = ev.Buffers[:0]
+			clear(ev.Buffers[:cap(ev.Buffers)])
+		}
 	}
 }
 
@@ -379,8 +453,9 @@ func (s *Stream) ReceiveComplete(n uint64) {
 // events then point into these buffers; a buffer is the app's again once all
 // its bytes were indicated and completed. A local stream must be opened with
 // StreamOpenAppOwnedBuffers; a peer stream switches to the mode with its first
-// call, which must come before any of its data was indicated (MsQuic: inline in
-// PEER_STREAM_STARTED). quicx raises ReceiveBufferNeeded when data waits and no
+// call, made before the stream's first Events call (MsQuic: inline in
+// PEER_STREAM_STARTED): quicx reads nothing from a peer stream until one of
+// the two, so nothing can have been indicated yet. quicx raises ReceiveBufferNeeded when data waits and no
 // space is left; unlike MsQuic it never aborts the connection for lack of
 // space: flow control holds the peer.
 func (s *Stream) ProvideReceiveBuffers(bufs [][]byte) error {
@@ -402,13 +477,14 @@ func (s *Stream) ProvideReceiveBuffers(bufs [][]byte) error {
 	case !s.canRecv:
 		return newErr(op, ErrInvalidState, "the stream has no receive direction")
 	case !r.appOwned && (s.local || r.pending != nil || r.offset > 0 || r.delivered > 0):
-		return newErr(op, ErrInvalidState, "not in app-owned buffer mode (open with StreamOpenAppOwnedBuffers, or switch a peer stream before its first Receive)")
+		return newErr(op, ErrInvalidState, "not in app-owned buffer mode (open with StreamOpenAppOwnedBuffers, or switch a peer stream before its first Events call)")
 	}
 	if !r.appOwned {
 		r.appOwned, r.multi = true, false
 	}
 	r.appBufs = append(r.appBufs, bufs...)
 	r.needSent = false
+	r.held.Store(false)
 	r.moveSlotsToAppLocked()
 	r.deliverLocked()
 	r.kickLocked()
@@ -440,7 +516,11 @@ func (r *recvSide) moveSlotsToAppLocked() {
 // the final size. A reset must be reported even while the reader is idle
 // (receive disabled or paused), so an idle stream is checked off the loop.
 func (r *recvSide) finalSizeKnown() {
-	if !r.readerActive.Load() && !r.finished.Load() {
+	// Either this sees the reader inactive, or the reader, stopping later,
+	// sees finalSeen set (run): one of them polls. A held stream is polled
+	// when released, if its reader does not run then (releaseLocked).
+	r.finalSeen.Store(true)
+	if !r.readerActive.Load() && !r.finished.Load() && !r.held.Load() {
 		go r.pollReset()
 	}
 }
@@ -449,7 +529,7 @@ func (r *recvSide) pollReset() {
 	s := r.s
 	s.mu.Lock()
 	as := s.as
-	active := r.reading || r.done
+	active := r.reading || r.done || r.held.Load() // a held stream looks when released
 	s.mu.Unlock()
 	if active || as == nil {
 		return

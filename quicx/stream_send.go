@@ -13,11 +13,12 @@ type sendReq struct {
 	bufs      [][]byte
 	n         int
 	ctx       any
-	delay     bool   // DELAY_SEND: wait for a later send without it
-	allow0RTT bool   // ALLOW_0_RTT: may be written before the handshake completes
-	copied    bool   // bufs is quicx's copy (buffered mode)
-	completed bool   // SendComplete already queued
-	end       uint64 // stream offset after this send, once written
+	delay     bool      // DELAY_SEND: wait for a later send without it
+	allow0RTT bool      // ALLOW_0_RTT: may be written before the handshake completes
+	copied    bool      // bufs is quicx's copy (buffered mode)
+	completed bool      // SendComplete already queued
+	end       uint64    // stream offset after this send, once written
+	one       [1][]byte // bufs's backing when it is quicx's single copy
 }
 
 // sendSide is a stream's send direction. Its fields are guarded by the
@@ -48,6 +49,7 @@ type sendSide struct {
 	reliableAt uint64 // SetReliableOffset waiting for the writer to reach it; 0 for none
 	acked      uint64
 	finAcked   bool
+	ideal      uint64 // the last IdealSendBufferSize indicated
 
 	// 0-RTT: what was written before the handshake completed, kept to be sent
 	// again if the server rejects 0-RTT.
@@ -94,25 +96,25 @@ func (s *Stream) Send(bufs [][]byte, flags SendFlags, ctx any) error {
 	end, lossTracked := c.end, c.res.events&TrackLoss != 0
 	c.mu.Unlock()
 
-	s.mu.Lock()
+	s.lockInline()
 	switch {
 	case s.closed:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrInvalidState, "stream closed")
 	case !s.canSend:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrInvalidState, "a peer's unidirectional stream cannot send")
 	case end != nil && !end.byApp, s.connEnd != nil && !s.connEnd.byApp:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrAborted, "connection closed by the peer or the transport")
 	case s.snd.peerStop:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrAborted, "the peer stopped receiving (STOP_SENDING)")
 	case s.snd.fin || s.snd.aborted || s.phase == streamFinal:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrInvalidState, "send direction already shut down")
 	case flags&SendCancelOnLoss != 0 && !lossTracked:
-		s.mu.Unlock()
+		s.unlockInline()
 		return newErr(op, ErrNotSupported, "CANCEL_ON_LOSS needs Settings.TransportEvents to include TrackLoss")
 	}
 	if flags&SendCancelOnLoss != 0 {
@@ -120,7 +122,7 @@ func (s *Stream) Send(bufs [][]byte, flags SendFlags, ctx any) error {
 	}
 	s.snd.acceptLocked(bufs, total, flags, ctx)
 	needStart := flags&SendStart != 0 && s.phase == streamOpened
-	s.mu.Unlock()
+	s.unlockInline()
 	if needStart {
 		// MsQuic: SEND_FLAG_START starts the stream with SHUTDOWN_ON_FAIL.
 		_ = s.start(op, StreamStartShutdownOnFail)
@@ -134,14 +136,15 @@ const inlineWriteMax = 16 << 10
 // acceptLocked queues a validated send.
 func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx any) {
 	s := snd.s
-	req := &sendReq{bufs: bufs, n: total, ctx: ctx, delay: flags&SendDelaySend != 0, allow0RTT: flags&SendAllow0RTT != 0}
-	if flags&SendFin != 0 && req.allow0RTT {
+	delay, allow0RTT := flags&SendDelaySend != 0, flags&SendAllow0RTT != 0
+	if flags&SendFin != 0 && allow0RTT {
 		snd.fin0RTT = true
 	}
 	snd.accepted += uint64(total)
-	if snd.tryInlineLocked(req, flags&SendFin != 0) {
+	if !delay && snd.tryInlineLocked(bufs, total, ctx, flags&SendFin != 0) {
 		return
 	}
+	req := &sendReq{bufs: bufs, n: total, ctx: ctx, delay: delay, allow0RTT: allow0RTT}
 	if s.sendBuffer && snd.held == 0 && (total == 0 || snd.copied+total <= snd.budget) {
 		// Copy now; the app gets its buffers back at once. Later sends are
 		// copied only while no earlier one holds the app's buffers, so
@@ -151,7 +154,8 @@ func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx
 			for _, b := range bufs {
 				buf = append(buf, b...)
 			}
-			req.bufs = [][]byte{buf}
+			req.one[0] = buf
+			req.bufs = req.one[:]
 		} else {
 			req.bufs = nil
 		}
@@ -177,23 +181,24 @@ func (snd *sendSide) acceptLocked(bufs [][]byte, total int, flags SendFlags, ctx
 	snd.kickLocked()
 }
 
-// tryInlineLocked hands a small send to quic-go at once when nothing is queued
-// ahead of it and flow control lets it through: quic-go copies the data
-// without blocking, and no writer goroutine is needed. It reports false,
-// having done nothing, when the send must go through the queue.
-func (snd *sendSide) tryInlineLocked(req *sendReq, fin bool) bool {
+// tryInlineLocked hands a small send (without DELAY_SEND) to quic-go at once
+// when nothing is queued ahead of it and flow control lets it through: quic-go
+// copies the data without blocking, and no writer goroutine is needed. It
+// reports false, having done nothing, when the send must go through the queue.
+// Only a send that must wait for the peer's ACK becomes a sendReq.
+func (snd *sendSide) tryInlineLocked(bufs [][]byte, n int, ctx any, fin bool) bool {
 	s := snd.s
-	if s.phase != streamStarted || s.as == nil || s.voided || snd.writing || len(snd.queue) > 0 || snd.aborted || req.delay || req.n > inlineWriteMax {
+	if s.phase != streamStarted || s.as == nil || s.voided || snd.writing || len(snd.queue) > 0 || snd.aborted || n > inlineWriteMax {
 		return false
 	}
 	if s.conn.early.Load() {
 		return false // 0-RTT sends go through the writer, which keeps them for a replay
 	}
-	if req.n > 0 {
-		data := req.bufs[0]
-		if len(req.bufs) > 1 {
-			data = make([]byte, 0, req.n)
-			for _, b := range req.bufs {
+	if n > 0 {
+		data := bufs[0]
+		if len(bufs) > 1 {
+			data = make([]byte, 0, n)
+			for _, b := range bufs {
 				data = append(data, b...)
 			}
 		}
@@ -201,17 +206,15 @@ func (snd *sendSide) tryInlineLocked(req *sendReq, fin bool) bool {
 			return false // the writer will retry, and meet any error
 		}
 	}
-	snd.offset += uint64(req.n)
+	snd.offset += uint64(n)
 	if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
 		s.as.SetReliableBoundary()
 		snd.reliableAt = 0
 	}
 	if s.sendBuffer {
-		req.completed = true
-		s.q.Push(&SendComplete{Context: req.ctx})
+		s.q.Push(&SendComplete{Context: ctx})
 	} else {
-		req.end = snd.offset
-		snd.ackWait = append(snd.ackWait, req)
+		snd.ackWait = append(snd.ackWait, &sendReq{bufs: bufs, n: n, ctx: ctx, end: snd.offset})
 		snd.completeAckedLocked()
 	}
 	if fin {
@@ -259,10 +262,14 @@ func (snd *sendSide) finLocked() {
 }
 
 // kickLocked starts the writer if it has work and the stream is open in quic-go.
+// What quic-go takes at once (see flushInlineLocked) needs no writer.
 func (snd *sendSide) kickLocked() {
 	s := snd.s
 	if snd.writing || s.as == nil || s.voided || s.phase != streamStarted || snd.done || snd.aborted {
 		return
+	}
+	if !s.conn.early.Load() && snd.flushInlineLocked() {
+		return // in 0-RTT the writer writes: it keeps the data for a replay
 	}
 	if len(snd.queue) > snd.delayed || (snd.fin && !snd.finWritten && len(snd.queue) == 0) {
 		snd.writing = true
@@ -270,17 +277,63 @@ func (snd *sendSide) kickLocked() {
 	}
 }
 
+// flushInlineLocked hands queued sends to quic-go from the caller's goroutine
+// while each is small and flow control takes it without blocking, and then the
+// FIN if it is due, exactly as the writer would: a stream whose request was
+// queued before it started (Send with SendStart) goes on the wire without a
+// writer goroutine. It reports true when nothing is left for a writer; on
+// false the writer takes over from the first send quic-go did not take, and
+// meets any error there.
+func (snd *sendSide) flushInlineLocked() bool {
+	s := snd.s
+	as := s.as
+	for len(snd.queue) > snd.delayed {
+		req := snd.queue[0]
+		if req.n > inlineWriteMax {
+			return false
+		}
+		if req.n > 0 {
+			data := req.bufs[0]
+			if len(req.bufs) > 1 {
+				data = make([]byte, 0, req.n)
+				for _, b := range req.bufs {
+					data = append(data, b...)
+				}
+			}
+			if ok, _, _ := as.TryWrite(data); !ok {
+				return false
+			}
+		}
+		snd.queue[0] = nil
+		snd.queue = snd.queue[1:]
+		if req.copied {
+			snd.copied -= req.n
+		} else {
+			snd.held--
+		}
+		snd.wroteLocked(as, req)
+	}
+	if len(snd.queue) > 0 {
+		return true // only DELAY_SEND data is left: it waits for a later send
+	}
+	if snd.fin && !snd.finWritten {
+		snd.writeFinLocked()
+		s.maybeFinalLocked()
+	}
+	return true
+}
+
 // run is the writer goroutine.
 func (snd *sendSide) run(as *adapter.Stream) {
 	s := snd.s
 	for {
-		s.mu.Lock()
+		s.lockInline()
 		if snd.aborted {
 			snd.writing = false
 			snd.cancelPendingLocked()
 			snd.finishAbortLocked()
 			s.maybeFinalLocked()
-			s.mu.Unlock()
+			s.unlockInline()
 			return
 		}
 		early := s.conn.early.Load()
@@ -291,7 +344,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 				snd.writeFinLocked()
 			}
 			s.maybeFinalLocked()
-			s.mu.Unlock()
+			s.unlockInline()
 			return
 		}
 		req := snd.queue[0]
@@ -301,7 +354,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			snd.held--
 		}
 		snd.inflight = req
-		s.mu.Unlock()
+		s.unlockInline()
 
 		res, code := adapter.WriteOK, uint64(0)
 		for _, b := range req.bufs {
@@ -312,7 +365,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			}
 		}
 
-		s.mu.Lock()
+		s.lockInline()
 		snd.inflight = nil
 		if req.copied {
 			snd.copied -= req.n
@@ -337,7 +390,7 @@ func (snd *sendSide) run(as *adapter.Stream) {
 			snd.writing = false
 			s.voided = s.as == as
 			snd.kickLocked()
-			s.mu.Unlock()
+			s.unlockInline()
 			return
 		}
 		if res != adapter.WriteOK {
@@ -348,30 +401,38 @@ func (snd *sendSide) run(as *adapter.Stream) {
 				snd.aborted = true // the connection is ending; connectionEnded finishes
 			}
 			snd.cancelLocked(req)
-			s.mu.Unlock()
+			s.unlockInline()
 			continue
 		}
-		snd.offset += uint64(req.n)
 		if s.conn.early.Load() {
 			for _, b := range req.bufs {
 				snd.earlyLog = append(snd.earlyLog, bytes.Clone(b))
 			}
 		}
-		if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
-			as.SetReliableBoundary()
-			snd.reliableAt = 0
-		}
-		switch {
-		case req.completed:
-		case s.sendBuffer:
-			req.completed = true
-			s.q.Push(&SendComplete{Context: req.ctx})
-		default:
-			req.end = snd.offset
-			snd.ackWait = append(snd.ackWait, req)
-			snd.completeAckedLocked()
-		}
-		s.mu.Unlock()
+		snd.wroteLocked(as, req)
+		s.unlockInline()
+	}
+}
+
+// wroteLocked accounts for req's data handed to quic-go: the stream offset, a
+// reliable boundary reached, and the send's completion (at once when copied in
+// buffered mode, after the peer's ACK otherwise).
+func (snd *sendSide) wroteLocked(as *adapter.Stream, req *sendReq) {
+	s := snd.s
+	snd.offset += uint64(req.n)
+	if snd.reliableAt != 0 && snd.offset >= snd.reliableAt {
+		as.SetReliableBoundary()
+		snd.reliableAt = 0
+	}
+	switch {
+	case req.completed:
+	case s.sendBuffer:
+		req.completed = true
+		s.q.Push(&SendComplete{Context: req.ctx})
+	default:
+		req.end = snd.offset
+		snd.ackWait = append(snd.ackWait, req)
+		snd.completeAckedLocked()
 	}
 }
 
@@ -536,6 +597,19 @@ func (s *Stream) dataLost() {
 	s.q.Push(&CancelOnLoss{ErrorCode: s.cancelCode})
 	s.snd.abortLocked(s.cancelCode)
 	s.maybeFinalLocked()
+}
+
+// idealSendBuffer indicates a new ideal send buffer size while the app may
+// still send.
+func (s *Stream) idealSendBuffer(n uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snd := &s.snd
+	if s.phase != streamStarted || !s.canSend || snd.fin || snd.done || snd.aborted || snd.ideal == n {
+		return
+	}
+	snd.ideal = n
+	s.q.Push(&IdealSendBufferSize{ByteCount: n})
 }
 
 // SetCancelOnLossCode sets the error code a cancel-on-loss stream resets with

@@ -388,6 +388,16 @@ func perfStreamError(ev quicx.StreamEvent) error {
 	return nil
 }
 
+// failStream keeps err as the stream's failure unless one came first, and
+// aborts the stream on it. A nil err changes nothing.
+func failStream(st *quicx.Stream, fail *error, err error) {
+	if err == nil || *fail != nil {
+		return
+	}
+	*fail = err
+	_ = st.Shutdown(quicx.StreamShutdownAbort, 0)
+}
+
 func perfErrOrAborted(err error) error {
 	if err == nil {
 		return quicx.ErrAborted
@@ -461,16 +471,10 @@ func (qc *quicxConn) Upload(ctx context.Context, n uint64, until time.Time, p *p
 			case *quicx.StreamShutdownComplete:
 				_ = st.Close()
 			}
-			if err := perfStreamError(ev); err != nil && fail == nil {
-				fail = err
-				_ = st.Shutdown(quicx.StreamShutdownAbort, 0)
-			}
+			failStream(st, &fail, perfStreamError(ev))
 		case <-done:
 			done = nil
-			if fail == nil {
-				fail = ctx.Err()
-			}
-			_ = st.Shutdown(quicx.StreamShutdownAbort, 0)
+			failStream(st, &fail, ctx.Err())
 		}
 	}
 }
@@ -536,9 +540,8 @@ func (qc *quicxConn) Download(ctx context.Context, n uint64, until time.Time, p 
 			case *quicx.StreamShutdownComplete:
 				_ = st.Close()
 			}
-			if err := perfStreamError(ev); err != nil && fail == nil && !stopped {
-				fail = err
-				_ = st.Shutdown(quicx.StreamShutdownAbort, 0)
+			if !stopped {
+				failStream(st, &fail, perfStreamError(ev))
 			}
 		case <-timeout:
 			timeout = nil
@@ -548,10 +551,7 @@ func (qc *quicxConn) Download(ctx context.Context, n uint64, until time.Time, p 
 			}
 		case <-done:
 			done = nil
-			if fail == nil {
-				fail = ctx.Err()
-			}
-			_ = st.Shutdown(quicx.StreamShutdownAbort, 0)
+			failStream(st, &fail, ctx.Err())
 		}
 	}
 }
@@ -595,16 +595,10 @@ func (qc *quicxConn) Request(ctx context.Context, req []byte, respLen uint64) (t
 			case *quicx.StreamShutdownComplete:
 				_ = st.Close()
 			}
-			if err := perfStreamError(ev); err != nil && fail == nil {
-				fail = err
-				_ = st.Shutdown(quicx.StreamShutdownAbort, 0)
-			}
+			failStream(st, &fail, perfStreamError(ev))
 		case <-done:
 			done = nil
-			if fail == nil {
-				fail = ctx.Err()
-			}
-			_ = st.Shutdown(quicx.StreamShutdownAbort, 0)
+			failStream(st, &fail, ctx.Err())
 		}
 	}
 }

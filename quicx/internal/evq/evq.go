@@ -12,7 +12,8 @@ package evq
 
 import "sync"
 
-// Queue is one object's event queue. The zero value is not usable; call New.
+// Queue is one object's event queue. The zero value is not usable; call New,
+// or Init on a Queue embedded in its object.
 type Queue[E any] struct {
 	mu      sync.Mutex
 	ch      chan E
@@ -25,7 +26,17 @@ type Queue[E any] struct {
 
 // New returns a queue whose channel has the given capacity (0 for unbuffered).
 func New[E any](capacity int) *Queue[E] {
-	return &Queue[E]{ch: make(chan E, max(capacity, 0))}
+	q := &Queue[E]{}
+	q.Init(capacity)
+	return q
+}
+
+// Init prepares a zero Queue, typically a field of the object whose events it
+// carries (one allocation fewer per object than New), with a channel of the
+// given capacity. It must be called once, before any other method; the Queue
+// must not be copied after.
+func (q *Queue[E]) Init(capacity int) {
+	q.ch = make(chan E, max(capacity, 0))
 }
 
 // C is the channel the consumer reads.

@@ -134,3 +134,20 @@ func TestIdleQueueHasNoGoroutine(t *testing.T) {
 		q.End()
 	})
 }
+
+// A Queue embedded in its object and prepared with Init behaves like New's.
+func TestInitEmbedded(t *testing.T) {
+	var obj struct {
+		name string
+		q    Queue[int]
+	}
+	obj.q.Init(1)
+	for i := range 10 {
+		obj.q.Push(i)
+	}
+	obj.q.PushFinal(10)
+	got := drain(&obj.q)
+	if len(got) != 11 || got[0] != 0 || got[10] != 10 {
+		t.Fatalf("got %v", got)
+	}
+}
