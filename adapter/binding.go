@@ -346,7 +346,12 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 	// The tracer is always installed: its argument is the original destination
 	// ID, which an Initial CONNECTION_CLOSE needs. It returns nil (no events,
 	// no cost) unless the connection is traced.
-	traced := o.Settings.Track != 0 || o.Settings.QlogDir != ""
+	// An early dial is always traced: its recorder guards the 0-RTT phase
+	// against quic-go's data race #4303 (early.go).
+	traced := o.Settings.Track != 0 || o.Settings.QlogDir != "" || o.Early
+	if o.Early {
+		c.pg.guarded.Store(true)
+	}
 	conf.Tracer = func(_ context.Context, _ bool, id quic.ConnectionID) qlogwriter.Trace {
 		c.ids.dialed(id)
 		if !traced {
@@ -371,6 +376,9 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 		}
 		c.markClosed(Classify(err))
 		return err
+	}
+	if o.Early && handshakeDone(qc) {
+		c.pg.guarded.Store(false) // no 0-RTT phase: quic-go completed the handshake first
 	}
 	c.attach(qc)
 	if unreachable {

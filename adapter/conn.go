@@ -34,6 +34,7 @@ type Conn struct {
 	released bool
 	extra    []*Binding    // sockets of paths the connection migrated to
 	ids      *handshakeIDs // client: the IDs of its dial, to close the handshake
+	pg       paramsGuard   // client: orders reads of the server's parameters in 0-RTT (early.go)
 
 	settled    chan struct{} // server: closed once handed over by the listener, or gone
 	settleOnce sync.Once
@@ -204,7 +205,10 @@ func (c *Conn) State() (State, bool) {
 	if qc == nil {
 		return State{}, false
 	}
-	cs := qc.ConnectionState()
+	var cs quic.ConnectionState
+	if !c.readParams(qc, func() { cs = qc.ConnectionState() }) {
+		return State{}, false // 0-RTT, the server's parameters arriving (early.go)
+	}
 	st := State{
 		TLS:             cs.TLS,
 		Version:         uint32(cs.Version),
@@ -257,28 +261,12 @@ func (c *Conn) OpenStream(uni bool) (*Stream, error) {
 	if qc == nil {
 		return nil, errors.New("adapter: connection not established")
 	}
-	var (
-		st  *Stream
-		err error
-	)
-	if uni {
-		var ss *quic.SendStream
-		ss, err = qc.OpenUniStream()
-		if err == nil {
-			st = newSendStream(c, ss)
-		}
-	} else {
-		var s *quic.Stream
-		s, err = qc.OpenStream()
-		if err == nil {
-			st = newBidiStream(c, s)
+	if c.pg.guarded.Load() {
+		if st, err, done := c.openGuarded(context.Background(), qc, uni, false); done {
+			return st, err
 		}
 	}
-	var sle *quic.StreamLimitReachedError
-	if errors.As(err, &sle) {
-		return nil, ErrStreamLimit
-	}
-	return st, err
+	return openNow(c, qc, uni)
 }
 
 // OpenStreamSync opens a stream, waiting for the peer's stream credit until ctx
@@ -288,18 +276,12 @@ func (c *Conn) OpenStreamSync(ctx context.Context, uni bool) (*Stream, error) {
 	if qc == nil {
 		return nil, errors.New("adapter: connection not established")
 	}
-	if uni {
-		ss, err := qc.OpenUniStreamSync(ctx)
-		if err != nil {
-			return nil, err
+	if c.pg.guarded.Load() {
+		if st, err, done := c.openGuarded(ctx, qc, uni, true); done {
+			return st, err
 		}
-		return newSendStream(c, ss), nil
 	}
-	s, err := qc.OpenStreamSync(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return newBidiStream(c, s), nil
+	return openSync(ctx, c, qc, uni)
 }
 
 // AcceptStream waits for the peer's next bidirectional stream.
@@ -327,11 +309,16 @@ type ErrDatagramTooLarge struct{ Max int }
 func (e *ErrDatagramTooLarge) Error() string { return "adapter: datagram too large" }
 
 // SendDatagram queues one datagram. quic-go copies p. It blocks while quic-go's
-// send queue is full.
+// send queue is full, and in 0-RTT until the handshake completes (early.go).
 func (c *Conn) SendDatagram(p []byte) error {
 	qc := c.quic()
 	if qc == nil {
 		return errors.New("adapter: connection not established")
+	}
+	if c.pg.guarded.Load() {
+		if err := waitHandshake(context.Background(), qc); err != nil {
+			return err
+		}
 	}
 	err := qc.SendDatagram(p)
 	var tl *quic.DatagramTooLargeError
@@ -348,8 +335,14 @@ func (c *Conn) MaxDatagramSize() int {
 	if qc == nil {
 		return 0
 	}
-	var probe [maxDatagramProbe]byte
-	err := qc.SendDatagram(probe[:])
+	var (
+		probe [maxDatagramProbe]byte
+		err   error
+	)
+	// The probe never blocks: it is too large to be queued.
+	if !c.readParams(qc, func() { err = qc.SendDatagram(probe[:]) }) {
+		return 0 // 0-RTT, the server's parameters arriving (early.go)
+	}
 	var tl *quic.DatagramTooLargeError
 	if errors.As(err, &tl) {
 		return int(min(tl.MaxDatagramPayloadSize, math.MaxUint16))
@@ -391,6 +384,12 @@ func (c *Conn) Migrate(ctx context.Context, local netip.AddrPort) (netip.AddrPor
 	if qc == nil || !c.isOwner {
 		return netip.AddrPort{}, errors.New("adapter: only an established client connection migrates")
 	}
+	if c.pg.guarded.Load() {
+		// AddPath reads the server's parameters (early.go).
+		if err := waitHandshake(ctx, qc); err != nil {
+			return netip.AddrPort{}, err
+		}
+	}
 	nb, err := Bind(c.network, local, c.bindOpts)
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -420,32 +419,4 @@ func (c *Conn) Migrate(ctx context.Context, local netip.AddrPort) (netip.AddrPor
 	c.local = nb.local
 	c.mu.Unlock()
 	return nb.local, nil
-}
-
-// Used0RTT reports whether the server accepted 0-RTT; meaningful once the
-// handshake is complete.
-func (c *Conn) Used0RTT() bool {
-	qc := c.quic()
-	return qc != nil && qc.ConnectionState().Used0RTT
-}
-
-// AfterRejected0RTT makes the connection usable again after the server
-// rejected 0-RTT: quic-go voided every stream opened in 0-RTT and restarted
-// its stream IDs; from here on streams open afresh. It also forgets the
-// recorder's 0-RTT packets, which quic-go dropped without a word.
-func (c *Conn) AfterRejected0RTT(ctx context.Context) error {
-	qc := c.quic()
-	if qc == nil {
-		return errors.New("adapter: no connection")
-	}
-	if _, err := qc.NextConnection(ctx); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	r := c.rec
-	c.mu.Unlock()
-	if r != nil {
-		r.dropEarly()
-	}
-	return nil
 }

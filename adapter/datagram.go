@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/qlog"
 )
 
@@ -256,6 +257,9 @@ func (c *Conn) DatagramsSupported() (send, receive bool) {
 	if qc == nil {
 		return false, false
 	}
-	cs := qc.ConnectionState()
+	var cs quic.ConnectionState
+	if !c.readParams(qc, func() { cs = qc.ConnectionState() }) {
+		return false, false // 0-RTT, the server's parameters arriving (early.go)
+	}
 	return cs.SupportsDatagrams.Remote, cs.SupportsDatagrams.Local
 }

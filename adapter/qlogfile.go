@@ -74,10 +74,11 @@ func (r teeRecorder) Close() error {
 }
 
 // connTrace is the qlog trace of one connection: quicx's recorder when it
-// tracks anything, a qlog file when a directory is set, both, or nil.
+// tracks anything or guards a client's 0-RTT phase (early.go), a qlog file
+// when a directory is set, both, or nil.
 func connTrace(rec *recorder, qlogDir string, isClient bool, id quic.ConnectionID) qlogwriter.Trace {
 	var ts tee
-	if rec != nil && rec.track != 0 {
+	if rec != nil && (rec.track != 0 || rec.guardsParams()) {
 		ts = append(ts, rec)
 	}
 	if qlogDir != "" {

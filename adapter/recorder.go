@@ -190,6 +190,9 @@ func (r *recorder) RecordEvent(ev qlogwriter.Event) {
 			}
 		}
 	case qlog.ParametersSet:
+		if e.Initiator == qlog.InitiatorRemote && r.isClient && r.conn != nil {
+			r.conn.paramsArriving() // quic-go stores them right after (early.go)
+		}
 		if r.track&TrackStreamCredit == 0 {
 			break
 		}

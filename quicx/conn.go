@@ -460,7 +460,7 @@ func (c *Connection) dial(ctx context.Context, family AddressFamily, serverName 
 	if err := ac.Dial(ctx, opts); err != nil {
 		return // transportEnded has run
 	}
-	if opts.Early && !closedChan(ac.HandshakeDone()) {
+	if ac.InEarlyPhase() {
 		// 0-RTT: streams open now and sends flagged SendAllow0RTT go out before
 		// the handshake completes.
 		c.early.Store(true)
@@ -485,15 +485,6 @@ func (c *Connection) dial(ctx context.Context, family AddressFamily, serverName 
 	c.forEachLive(func(s *Stream) { s.kickWriter() }) // sends held back from 0-RTT
 }
 
-func closedChan(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // replayRejected0RTT recovers from a server that rejected 0-RTT. quic-go voided
 // every stream opened in 0-RTT and restarted its stream IDs; MsQuic simply
 // sends the data again. So the streams are reopened in ID order — they get
@@ -506,22 +497,24 @@ func (c *Connection) replayRejected0RTT(ac *adapter.Conn) {
 		defer c.openers[i].mu.Unlock()
 	}
 	c.rejections.Add(1) // streams the opener got before this are void
-	if err := ac.AfterRejected0RTT(ctx); err != nil {
-		return
-	}
 	var opened [2][]*Stream
 	c.forEachLive(func(s *Stream) {
 		if s.local && s.opened() {
 			opened[dirIndex(s.uni)] = append(opened[dirIndex(s.uni)], s)
 		}
 	})
-	for i, streams := range opened {
+	for _, streams := range opened {
 		sort.Slice(streams, func(a, b int) bool { return streams[a].id < streams[b].id })
-		for _, s := range streams {
-			as, err := ac.OpenStreamSync(ctx, i == 1)
-			if err != nil {
-				return
-			}
+	}
+	// The adapter reopens them all in one step: no other open can take one
+	// of their IDs first.
+	reopened, err := ac.AfterRejected0RTT(ctx, len(opened[0]), len(opened[1]))
+	if err != nil {
+		return // the connection ended
+	}
+	for i, streams := range opened {
+		for k, s := range streams {
+			as := reopened[i][k]
 			if as.ID() != s.id {
 				c.log.Error("reopened stream got another ID after 0-RTT rejection", "got", as.ID(), "want", s.id)
 			}
