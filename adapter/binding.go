@@ -377,9 +377,6 @@ func (c *Conn) Dial(ctx context.Context, o DialOptions) error {
 		c.markClosed(Classify(err))
 		return err
 	}
-	if o.Early && handshakeDone(qc) {
-		c.pg.guarded.Store(false) // no 0-RTT phase: quic-go completed the handshake first
-	}
 	c.attach(qc)
 	if unreachable {
 		// After the handshake an ICMP report could be spoofed; MsQuic ignores them.

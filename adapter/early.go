@@ -62,6 +62,10 @@ type paramsGuard struct {
 
 	mu       sync.Mutex // M: the run loop takes it (in the tracer) before writing peerParams
 	incoming bool       // under mu: the server's parameters arrived and are being stored
+
+	// gen counts the 0-RTT rejections handled: a stream opened before the last
+	// one is void (Stream.Void).
+	gen atomic.Uint32
 }
 
 // paramsArriving runs on quic-go's run loop (from the recorder's ParametersSet
@@ -88,10 +92,11 @@ func handshakeDone(qc *quic.Conn) bool {
 	}
 }
 
-// InEarlyPhase, called right after Dial, reports whether Dial returned before
-// the handshake completed: an early dial with 0-RTT under way. The handshake
-// then ends with 0-RTT accepted (Used0RTT) or rejected, and after a rejection
-// streams open again only through AfterRejected0RTT.
+// InEarlyPhase, called right after Dial, reports whether it was an early dial.
+// Its handshake ends (or already has, even when Dial returns at once) with
+// 0-RTT accepted (Used0RTT) or not, and then streams open again only through
+// AfterRejected0RTT: quic-go refuses opens after a rejection until
+// NextConnection, even when the handshake completed before Dial returned.
 func (c *Conn) InEarlyPhase() bool { return c.pg.guarded.Load() }
 
 // readParams runs f, a call into quic-go that reads the server's transport
@@ -180,6 +185,14 @@ func openNow(c *Conn, qc *quic.Conn, uni bool) (*Stream, error) {
 		st  *Stream
 		err error
 	)
+	// Read before the open: an open that succeeds after a rejection was
+	// handled sees the new generation (the guard refuses opens until then).
+	gen := c.pg.gen.Load()
+	defer func() {
+		if st != nil {
+			st.gen = gen
+		}
+	}()
 	if uni {
 		var ss *quic.SendStream
 		ss, err = qc.OpenUniStream()
@@ -202,19 +215,29 @@ func openNow(c *Conn, qc *quic.Conn, uni bool) (*Stream, error) {
 
 // openSync opens a stream, waiting for the peer's stream credit.
 func openSync(ctx context.Context, c *Conn, qc *quic.Conn, uni bool) (*Stream, error) {
+	gen := c.pg.gen.Load() // as in openNow
+	var st *Stream
 	if uni {
 		ss, err := qc.OpenUniStreamSync(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return newSendStream(c, ss), nil
+		st = newSendStream(c, ss)
+	} else {
+		s, err := qc.OpenStreamSync(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st = newBidiStream(c, s)
 	}
-	s, err := qc.OpenStreamSync(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return newBidiStream(c, s), nil
+	st.gen = gen
+	return st, nil
 }
+
+// Void reports whether the stream was opened in 0-RTT before the server
+// rejected it and the rejection was handled (AfterRejected0RTT): quic-go has
+// voided it, and its ID is free again.
+func (s *Stream) Void() bool { return s.gen != s.conn.pg.gen.Load() }
 
 // Used0RTT reports whether the server accepted 0-RTT; meaningful once the
 // handshake is complete.
@@ -248,6 +271,7 @@ func (c *Conn) AfterRejected0RTT(ctx context.Context, bidi, uni int) (reopened [
 	if r != nil {
 		r.dropEarly()
 	}
+	c.pg.gen.Add(1) // streams opened so far are void
 	for i, n := range [2]int{bidi, uni} {
 		for range n {
 			st, err := openSync(ctx, c, qc, i == 1)

@@ -17,6 +17,7 @@ type Stream struct {
 	recv *quic.ReceiveStream // nil for a local unidirectional stream
 	bidi *quic.Stream        // set for bidirectional streams
 	rx   *recorder           // follows received data (TrackReceive), or nil
+	gen  uint32              // local streams: the 0-RTT generation it was opened in (early.go)
 }
 
 func newBidiStream(c *Conn, s *quic.Stream) *Stream {

@@ -164,9 +164,12 @@ func (c *Connection) runOpener(o *opener, ac *adapter.Conn) {
 		o.mu.Unlock()
 		as, err := ac.OpenStreamSync(ctx, o.uni)
 		o.mu.Lock()
-		if err == nil && c.rejections.Load() != epoch {
-			// The server rejected 0-RTT meanwhile and the streams were reopened:
-			// as is void. Open req's stream afresh.
+		if c.rejections.Load() != epoch && (err != nil || as.Void()) {
+			// The server rejected 0-RTT meanwhile and the streams were reopened
+			// (under every opener's lock): as was opened before and is void, or
+			// the open failed with the rejection. Open req's stream afresh; the
+			// connection is usable again, and established may have found this
+			// opener still running, so it must not stop here.
 			o.mu.Unlock()
 			continue
 		}
