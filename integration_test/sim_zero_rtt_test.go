@@ -1,0 +1,152 @@
+package integration_test
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"quicx.dev/quicx"
+	"quicx.dev/quicx/quicxtest"
+)
+
+// 0-RTT on the in-memory network, accepted and rejected, with exact events and
+// bytes. The client resumes with a ticket that allows early data and sends
+// in 0-RTT on two streams: a bidi stream started before Connection.Start
+// (opened by the opener as soon as 0-RTT is possible) and a uni stream started
+// in the 0-RTT phase (opened at once, under the adapter's guard against
+// quic-go #4303). When the server rejects 0-RTT, quicx replays the data on
+// streams reopened with the same IDs: the app sees the same events either way,
+// and only the bytes on the wire tell the outcomes apart.
+func TestSimZeroRTT(t *testing.T) {
+	payload := bytes.Repeat([]byte("0-RTT data "), 2000) // 22000 bytes: fits the first flight
+	for _, tc := range []struct {
+		name   string
+		reject bool
+	}{{"accepted", false}, {"rejected", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			simTest(t, func(t *testing.T) {
+				n, err := quicxtest.NewNetwork(quicxtest.NetworkConfig{Link: quicxtest.Link{Latency: 10 * time.Millisecond}})
+				simMust(t, err)
+				t.Cleanup(func() { _ = n.Close() })
+				settings := quicx.Settings{ServerResumptionLevel: quicx.ServerResumeAndZeroRTT, PeerBidiStreamCount: 4, PeerUnidiStreamCount: 4}
+				a := quicxtest.NewPair(t, quicxtest.PairConfig{Network: n, Settings: settings, NoConnect: true})
+				key := [32]byte{7}
+				simMust(t, a.ServerConfig.SetTicketKeys([][32]byte{key}))
+				first, _, err := a.Connect()
+				simMust(t, err)
+				tev, err := quicxtest.Await[*quicx.ResumptionTicketReceived](first.Events)
+				simMust(t, err)
+				target := a
+				if tc.reject {
+					// A second server shares the ticket keys but does not allow
+					// 0-RTT: it resumes the session and drops the early data.
+					only := settings
+					only.ServerResumptionLevel = quicx.ServerResumeOnly
+					target = quicxtest.NewPair(t, quicxtest.PairConfig{Network: n, Settings: only, Port: 4434, NoConnect: true})
+					simMust(t, target.ServerConfig.SetTicketKeys([][32]byte{key}))
+				}
+
+				conn, err := a.ClientRegistration.OpenConnection()
+				simMust(t, err)
+				simMust(t, conn.SetResumptionTicket(tev.ResumptionTicket))
+				origin := time.Now()
+				cw := quicxtest.NewWatcher(conn.Events(), quicxtest.Since(origin))
+				bidi, err := conn.OpenStream(quicx.StreamOpenNone)
+				simMust(t, err)
+				bw := quicxtest.NewWatcher(bidi.Events(), quicxtest.Since(origin), quicxtest.CompleteReceives())
+				simMust(t, bidi.Send([][]byte{payload}, quicx.SendStart|quicx.SendFin|quicx.SendAllow0RTT, "bidi"))
+				wire := n.Stats(a.ClientHost, a.ServerHost).Bytes
+				simMust(t, conn.Start(a.ClientConfig, quicx.AddressFamilyUnspec, "server", target.Addr.Port()))
+				synctest.Wait() // the dial is in its 0-RTT phase: nothing arrives before 10 ms
+
+				uni, err := conn.OpenStream(quicx.StreamOpenUnidirectional)
+				simMust(t, err)
+				uw := quicxtest.NewWatcher(uni.Events(), quicxtest.Since(origin))
+				simMust(t, uni.Send([][]byte{[]byte("uni")}, quicx.SendStart|quicx.SendFin|quicx.SendAllow0RTT, "uni"))
+
+				nc, err := quicxtest.Await[*quicx.NewConnection](target.ListenerEvents)
+				simMust(t, err)
+				simMust(t, nc.Accept(target.ServerConfig))
+				sw := quicxtest.NewWatcher(nc.Connection.Events(), quicxtest.Since(origin))
+				peer := map[uint64]*quicx.Stream{}
+				for range 2 {
+					s := simAwaitStream(t, sw)
+					id, err := s.ID()
+					simMust(t, err)
+					peer[id] = s
+				}
+				if peer[0] == nil || peer[2] == nil {
+					t.Fatalf("server streams %v, want IDs 0 and 2", peer)
+				}
+				simMust(t, peer[0].Send([][]byte{[]byte("reply")}, quicx.SendFin, "reply"))
+				got, timeline, err := quicxtest.ReadAll(peer[0].Events())
+				simMust(t, err)
+				if !bytes.Equal(got, payload) {
+					t.Errorf("server got %d bytes on stream 0, want the %d sent", len(got), len(payload))
+				}
+				if n := len(timeline); n < 3 || timeline[n-2] != "PeerSendShutdown" || timeline[n-1] != "StreamShutdownComplete{appClose=false}" {
+					t.Errorf("server stream 0: %q", timeline)
+				}
+				got, timeline, err = quicxtest.ReadAll(peer[2].Events())
+				simMust(t, err)
+				if string(got) != "uni" || !slices.Equal(timeline, []string{"Receive{off=0 len=3 flags=FIN}", "PeerSendShutdown", "StreamShutdownComplete{appClose=false}"}) {
+					t.Errorf("server stream 2: %q %q", got, timeline)
+				}
+
+				// The client's streams: the same events whatever the server did.
+				if _, err := uw.ExpectExactly(
+					quicxtest.Equal(&quicx.StartComplete{ID: 2, PeerAccepted: true}),
+					quicxtest.Equal(&quicx.SendComplete{Context: "uni"}),
+					quicxtest.Equal(&quicx.SendShutdownComplete{Graceful: true}),
+					quicxtest.Equal(&quicx.StreamShutdownComplete{}),
+				); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := bw.Expect(
+					quicxtest.Equal(&quicx.StartComplete{ID: 0, PeerAccepted: false}),
+					quicxtest.Equal(&quicx.SendComplete{Context: "bidi"}),
+				); err != nil {
+					t.Fatal(err)
+				}
+				<-bw.Done()
+				// The send shutdown and the reply race (quic-go's loop and the
+				// reader): compare the rest as a set, the final event last.
+				var rest []string
+				for _, ev := range bw.Events()[2:] {
+					rest = append(rest, ev.String())
+				}
+				want := []string{"PeerSendShutdown", "Receive{off=0 len=5 flags=FIN}", "SendShutdownComplete{graceful=true}"}
+				if len(rest) != 4 || rest[3] != "StreamShutdownComplete{appClose=false}" || !slices.Equal(slices.Sorted(slices.Values(rest[:3])), want) {
+					t.Errorf("client bidi stream:\n%s", bw.Timeline())
+				}
+				if string(bw.Received()) != "reply" {
+					t.Errorf("client got %q", bw.Received())
+				}
+				if _, err := cw.ExpectExactly(
+					quicxtest.Equal(&quicx.DatagramStateChanged{}),
+					quicxtest.Equal(&quicx.Connected{SessionResumed: true, NegotiatedALPN: "quicxtest"}),
+				); err != nil {
+					t.Fatal(err)
+				}
+
+				// The wire: a rejected 0-RTT carried the payload twice.
+				sent := n.Stats(a.ClientHost, a.ServerHost).Bytes - wire
+				if twice := uint64(2 * len(payload)); tc.reject != (sent > twice) {
+					t.Errorf("the client sent %d bytes for a %d-byte payload (rejected: %v)", sent, len(payload), tc.reject)
+				}
+
+				simMust(t, bidi.Close())
+				simMust(t, uni.Close())
+				simMust(t, peer[0].Close())
+				simMust(t, peer[2].Close())
+				simMust(t, conn.Shutdown(quicx.ShutdownNone, 0))
+				<-cw.Done()
+				<-sw.Done()
+				simMust(t, conn.Close())
+				simMust(t, nc.Connection.Close())
+			})
+		})
+	}
+}
