@@ -31,6 +31,12 @@ import (
 //  2. HandshakeComplete() is closed after that write (handleHandshakeComplete
 //     runs later on the same goroutine), and peerParams is never written again.
 //
+// The same order covers a second unsynchronized field: streamsMap's
+// supportsResetStreamAt, which the stream constructor reads when a stream
+// opens, and which the run loop writes at handshake completion
+// (applyTransportParameters), after peerParams and before HandshakeComplete()
+// is closed. The race detector reported both under TestZeroRTT.
+//
 // So while the handshake is not complete, every call that reads peerParams
 // runs under M, and only if incoming is not set. Such a read happens before
 // its M.Unlock, which happens before the run loop's M.Lock in the tracer, which
