@@ -150,3 +150,76 @@ func TestSimZeroRTT(t *testing.T) {
 		})
 	}
 }
+
+// A stream beyond the peer's remembered stream limit, started in the 0-RTT
+// phase, waits for the handshake and then for the peer's credit, as MsQuic's
+// does: StartComplete with PeerAccepted false, PeerAccepted once the server
+// has finished the first stream and given its credit back.
+func TestSimZeroRTTBeyondStreamCredit(t *testing.T) {
+	simTest(t, func(t *testing.T) {
+		settings := quicx.Settings{ServerResumptionLevel: quicx.ServerResumeAndZeroRTT, PeerUnidiStreamCount: 1}
+		p := quicxtest.NewPair(t, quicxtest.PairConfig{Link: quicxtest.Link{Latency: 10 * time.Millisecond}, Settings: settings})
+		tev, err := quicxtest.Await[*quicx.ResumptionTicketReceived](p.Client.Events)
+		simMust(t, err)
+
+		conn, err := p.ClientRegistration.OpenConnection()
+		simMust(t, err)
+		simMust(t, conn.SetResumptionTicket(tev.ResumptionTicket))
+		origin := time.Now()
+		cw := quicxtest.NewWatcher(conn.Events(), quicxtest.Since(origin))
+		simMust(t, conn.Start(p.ClientConfig, quicx.AddressFamilyUnspec, "server", p.Addr.Port()))
+		synctest.Wait() // in the 0-RTT phase
+
+		first, err := conn.OpenStream(quicx.StreamOpenUnidirectional)
+		simMust(t, err)
+		fw := quicxtest.NewWatcher(first.Events(), quicxtest.Since(origin))
+		simMust(t, first.Send([][]byte{[]byte("first")}, quicx.SendStart|quicx.SendFin|quicx.SendAllow0RTT, 1))
+		second, err := conn.OpenStream(quicx.StreamOpenUnidirectional)
+		simMust(t, err)
+		sw := quicxtest.NewWatcher(second.Events(), quicxtest.Since(origin))
+		simMust(t, second.Start(quicx.StreamStartIndicatePeerAccept))
+		simMust(t, second.Send([][]byte{[]byte("second")}, quicx.SendFin|quicx.SendAllow0RTT, 2))
+
+		nc, err := quicxtest.Await[*quicx.NewConnection](p.ListenerEvents)
+		simMust(t, err)
+		simMust(t, nc.Accept(p.ServerConfig))
+		srv := quicxtest.NewWatcher(nc.Connection.Events(), quicxtest.Since(origin))
+		for i, want := range []string{"first", "second"} {
+			ps := simAwaitStream(t, srv)
+			got, _, err := quicxtest.ReadAll(ps.Events())
+			simMust(t, err)
+			if id, _ := ps.ID(); string(got) != want || id != uint64(2+4*i) {
+				t.Errorf("server stream %d: %q, want %q", id, got, want)
+			}
+			simMust(t, ps.Close())
+		}
+
+		if _, err := fw.ExpectExactly(
+			quicxtest.Equal(&quicx.StartComplete{ID: 2, PeerAccepted: true}),
+			quicxtest.Equal(&quicx.SendComplete{Context: 1}),
+			quicxtest.Equal(&quicx.SendShutdownComplete{Graceful: true}),
+			quicxtest.Equal(&quicx.StreamShutdownComplete{}),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sw.ExpectExactly(
+			quicxtest.Equal(&quicx.StartComplete{ID: 6, PeerAccepted: false}),
+			quicxtest.Equal(&quicx.SendComplete{Context: 2}),
+			quicxtest.Equal(&quicx.PeerAccepted{}),
+			quicxtest.Equal(&quicx.SendShutdownComplete{Graceful: true}),
+			quicxtest.Equal(&quicx.StreamShutdownComplete{}),
+		); err != nil {
+			t.Fatal(err)
+		}
+		// The handshake completes at 20 ms; the server finishes the first
+		// stream at 30 ms and its MAX_STREAMS arrives at 40 ms.
+		simBetween(t, "PeerAccepted", sw.Observed()[2].At, 40*time.Millisecond, 41*time.Millisecond)
+		simMust(t, first.Close())
+		simMust(t, second.Close())
+		simMust(t, conn.Shutdown(quicx.ShutdownNone, 0))
+		<-cw.Done()
+		<-srv.Done()
+		simMust(t, conn.Close())
+		simMust(t, nc.Connection.Close())
+	})
+}
