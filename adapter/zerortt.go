@@ -117,7 +117,7 @@ func (r *recorder) peerStreamsOpened(e *qlog.PacketReceived) {
 // handling it, or until ctx ends (then false). Always false without
 // TrackZeroRTT.
 func (s *Stream) OpenedIn0RTT(ctx context.Context) bool {
-	r := s.conn.zeroRTTRecorder()
+	r := s.zr
 	if r == nil {
 		return false
 	}
@@ -148,7 +148,7 @@ func (s *Stream) OpenedIn0RTT(ctx context.Context) bool {
 // TrackZeroRTT). Data indicated from an offset below it carries the 0_RTT
 // flag.
 func (s *Stream) ZeroRTTEnd() uint64 {
-	r := s.conn.zeroRTTRecorder()
+	r := s.zr
 	if r == nil {
 		return 0
 	}

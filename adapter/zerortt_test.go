@@ -40,20 +40,20 @@ func TestZeroRTTTracker(t *testing.T) {
 
 	ctx := context.Background()
 	for id, want := range map[uint64]bool{0: true, 4: true, 8: false, 12: false, 2: true, 6: true} {
-		s := &Stream{conn: &Conn{rec: r}, id: id}
+		s := &Stream{id: id, zr: r}
 		if got := s.OpenedIn0RTT(ctx); got != want {
 			t.Errorf("stream %d opened in 0-RTT: %v, want %v", id, got, want)
 		}
 	}
 	for id, want := range map[uint64]uint64{0: 0, 4: 15, 8: 0} {
-		s := &Stream{conn: &Conn{rec: r}, id: id}
+		s := &Stream{id: id, zr: r}
 		if got := s.ZeroRTTEnd(); got != want {
 			t.Errorf("stream %d: 0-RTT end %d, want %d", id, got, want)
 		}
 	}
 
 	// A stream accepted before its packet is recorded waits for the record.
-	s := &Stream{conn: &Conn{rec: r}, id: 16}
+	s := &Stream{id: 16, zr: r}
 	got := make(chan bool)
 	go func() { got <- s.OpenedIn0RTT(ctx) }()
 	r.RecordEvent(packet(qlog.PacketType0RTT, &qlog.StopSendingFrame{StreamID: 16}))
@@ -63,14 +63,14 @@ func TestZeroRTTTracker(t *testing.T) {
 	// One whose packet is never recorded waits until ctx ends.
 	cctx, cancel := context.WithCancel(ctx)
 	go cancel()
-	if (&Stream{conn: &Conn{rec: r}, id: 20}).OpenedIn0RTT(cctx) {
+	if (&Stream{id: 20, zr: r}).OpenedIn0RTT(cctx) {
 		t.Error("stream 20 marked without a packet")
 	}
 
 	// Without TrackZeroRTT nothing is followed.
 	r2 := newRecorder(TrackReceive, false, nil)
 	r2.RecordEvent(packet(qlog.PacketType0RTT, &qlog.StreamFrame{StreamID: 0, Length: 5}))
-	s2 := &Stream{conn: &Conn{rec: r2}, id: 0}
+	s2 := &Stream{id: 0, zr: (&Conn{rec: r2}).zeroRTTRecorder()}
 	if s2.OpenedIn0RTT(ctx) || s2.ZeroRTTEnd() != 0 {
 		t.Error("0-RTT followed without TrackZeroRTT")
 	}
