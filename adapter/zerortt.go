@@ -118,8 +118,8 @@ func (r *recorder) peerStreamsOpened(e *qlog.PacketReceived) {
 // TrackZeroRTT.
 func (s *Stream) OpenedIn0RTT(ctx context.Context) bool {
 	r := s.zr
-	if r == nil {
-		return false
+	if r == nil || (s.id&1 == 1) != r.isClient {
+		return false // untracked, or not a peer stream
 	}
 	t := s.id >> 1 & 1
 	for {

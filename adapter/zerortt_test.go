@@ -60,6 +60,10 @@ func TestZeroRTTTracker(t *testing.T) {
 	if !<-got {
 		t.Error("stream 16, opened by STOP_SENDING in 0-RTT: not marked")
 	}
+	// A local stream was not opened by the peer, and waits for nothing.
+	if (&Stream{id: 1, zr: r}).OpenedIn0RTT(ctx) {
+		t.Error("local stream 1 marked")
+	}
 	// One whose packet is never recorded waits until ctx ends.
 	cctx, cancel := context.WithCancel(ctx)
 	go cancel()
