@@ -101,7 +101,7 @@ func TestReceiveTrackerWakesWaitingReaders(t *testing.T) {
 
 	// Stream 8's first frame opens 0 and 4 too; each is then readable only
 	// where its own data has arrived.
-	r.received(8, 0, 5, false, false)
+	r.received(8, 0, 5, false, false, false)
 	for _, c := range []struct {
 		id   uint64
 		pos  int64
@@ -114,15 +114,15 @@ func TestReceiveTrackerWakesWaitingReaders(t *testing.T) {
 	// Stream 0 and 4 wait at 0, stream 8 at 5. Out-of-order data wakes no one;
 	// the gap's filling wakes stream 4, a FIN-only frame stream 8, a reset
 	// stream 0.
-	r.received(4, 10, 20, false, false)
-	r.received(4, 0, 10, false, false)
-	r.received(8, 5, 5, true, false)
-	r.received(0, 0, 0, false, true)
+	r.received(4, 10, 20, false, false, false)
+	r.received(4, 0, 10, false, false, false)
+	r.received(8, 5, 5, true, false, false)
+	r.received(0, 0, 0, false, true, false)
 	if want := []uint64{4, 8, 0}; !slices.Equal(w.ids, want) {
 		t.Errorf("woken %v, want %v", w.ids, want)
 	}
 	// A wake is given once per wait.
-	r.received(4, 20, 30, false, false)
+	r.received(4, 20, 30, false, false, false)
 	if len(w.ids) != 3 {
 		t.Errorf("woken again: %v", w.ids)
 	}
@@ -132,9 +132,9 @@ func TestReceiveTrackerWakesWaitingReaders(t *testing.T) {
 	r.mu.Lock()
 	delete(r.rx.streams, 4)
 	r.mu.Unlock()
-	r.received(4, 30, 40, false, false)
-	r.received(1, 0, 10, false, false)
-	r.received(4*(1<<16)+12, 0, 1, false, false)
+	r.received(4, 30, 40, false, false, false)
+	r.received(1, 0, 10, false, false, false)
+	r.received(4*(1<<16)+12, 0, 1, false, false, false)
 	r.mu.Lock()
 	n := len(r.rx.streams)
 	r.mu.Unlock()
@@ -145,7 +145,7 @@ func TestReceiveTrackerWakesWaitingReaders(t *testing.T) {
 	if r.readableOrWatch(1, 0) {
 		t.Error("a watched local stream with nothing received is readable")
 	}
-	r.received(1, 0, 3, false, false)
+	r.received(1, 0, 3, false, false, false)
 	if w.ids[len(w.ids)-1] != 1 {
 		t.Errorf("woken %v, want 1 last", w.ids)
 	}

@@ -18,6 +18,7 @@ type rxTracker struct {
 	// state belongs to a stream quicx already forgot.
 	peerNext [2]uint64
 	isClient bool
+	zr       zeroRTTTracker // with TrackZeroRTT
 }
 
 // maxPeerStreamGap bounds the streams one frame can open: quicx never lets
@@ -31,6 +32,7 @@ type rxState struct {
 	reset   bool  // RESET_STREAM arrived
 	watch   bool  // a reader waits for data beyond watchAt
 	watchAt int64
+	end0    int64 // the end of the furthest data received in 0-RTT (TrackZeroRTT)
 }
 
 func (t *rxTracker) init(isClient bool) {
@@ -43,6 +45,7 @@ func (t *rxTracker) init(isClient bool) {
 		first = 1
 	}
 	t.peerNext = [2]uint64{first, first | 2}
+	t.zr.init(isClient)
 }
 
 // readable reports whether a Read after pos bytes returns without waiting:
@@ -78,7 +81,8 @@ func (t *rxTracker) state(id uint64) *rxState {
 
 // received follows one STREAM frame ([start, end) and its FIN) or a
 // RESET_STREAM, and wakes the stream's reader if it waits and can now read.
-func (r *recorder) received(id uint64, start, end int64, fin, reset bool) {
+// early: data that came in a 0-RTT packet (TrackZeroRTT).
+func (r *recorder) received(id uint64, start, end int64, fin, reset, early bool) {
 	r.mu.Lock()
 	st := r.rx.state(id)
 	if st == nil {
@@ -86,6 +90,9 @@ func (r *recorder) received(id uint64, start, end int64, fin, reset bool) {
 		return
 	}
 	st.got.add(start, end)
+	if early {
+		st.end0 = max(st.end0, end)
+	}
 	if fin {
 		st.final = end
 	}

@@ -93,6 +93,9 @@ type ackState struct {
 }
 
 func newRecorder(t Track, isClient bool, c *Conn) *recorder {
+	if t&TrackZeroRTT != 0 {
+		t |= TrackReceive // 0-RTT data is kept in the per-stream receive state
+	}
 	r := &recorder{track: t, isClient: isClient, conn: c, streams: map[uint64]*ackState{}, local: [2]int64{-1, -1}}
 	r.rx.init(isClient)
 	return r
@@ -332,6 +335,11 @@ type ackReport struct {
 }
 
 func (r *recorder) packetReceived(e *qlog.PacketReceived) {
+	early := false
+	if r.track&TrackZeroRTT != 0 {
+		r.peerStreamsOpened(e)
+		early = e.Header.PacketType == qlog.PacketType0RTT
+	}
 	for _, f := range e.Frames {
 		switch fr := f.Frame.(type) {
 		case *qlog.AckFrame:
@@ -364,11 +372,11 @@ func (r *recorder) packetReceived(e *qlog.PacketReceived) {
 			}
 		case *qlog.StreamFrame:
 			if r.track&TrackReceive != 0 {
-				r.received(uint64(fr.StreamID), fr.Offset, fr.Offset+fr.Length, fr.Fin, false)
+				r.received(uint64(fr.StreamID), fr.Offset, fr.Offset+fr.Length, fr.Fin, false, early && fr.Length > 0)
 			}
 		case *qlog.ResetStreamFrame:
 			if r.track&TrackReceive != 0 {
-				r.received(uint64(fr.StreamID), 0, 0, false, true)
+				r.received(uint64(fr.StreamID), 0, 0, false, true, false)
 			}
 		case *qlog.StopSendingFrame:
 			if r.track&TrackAcks != 0 {

@@ -17,12 +17,13 @@ type Stream struct {
 	recv *quic.ReceiveStream // nil for a local unidirectional stream
 	bidi *quic.Stream        // set for bidirectional streams
 	rx   *recorder           // follows received data (TrackReceive), or nil
+	zr   *recorder           // follows 0-RTT data (TrackZeroRTT), or nil
 	gen  uint32              // local streams: the 0-RTT generation it was opened in (early.go)
 }
 
 func newBidiStream(c *Conn, s *quic.Stream) *Stream {
 	id := uint64(s.StreamID())
-	return &Stream{conn: c, id: id, bidi: s, rx: c.receiveRecorder(id)}
+	return &Stream{conn: c, id: id, bidi: s, rx: c.receiveRecorder(id), zr: c.zeroRTTRecorder()}
 }
 
 func newSendStream(c *Conn, s *quic.SendStream) *Stream {
@@ -31,7 +32,7 @@ func newSendStream(c *Conn, s *quic.SendStream) *Stream {
 
 func newReceiveStream(c *Conn, s *quic.ReceiveStream) *Stream {
 	id := uint64(s.StreamID())
-	return &Stream{conn: c, id: id, recv: s, rx: c.receiveRecorder(id)}
+	return &Stream{conn: c, id: id, recv: s, rx: c.receiveRecorder(id), zr: c.zeroRTTRecorder()}
 }
 
 // ID is the QUIC stream ID.

@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -17,6 +18,9 @@ func TestIdealSendBufferSizeGrows(t *testing.T) {
 
 	s, err := client.OpenStream(quicx.StreamOpenUnidirectional)
 	must(t, err)
+	if v, err := s.IdealSendBufferSize(); err != nil || v != quicx.DefaultIdealSendBufferSize {
+		t.Errorf("ideal send buffer size before any indication: %d, %v", v, err)
+	}
 	must(t, s.Start(quicx.StreamStartNone))
 	expectNext[*quicx.StartComplete](t, s.Events())
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
@@ -72,6 +76,9 @@ func TestIdealSendBufferSizeGrows(t *testing.T) {
 	if len(ideals) == 0 {
 		t.Fatal("no IdealSendBufferSize while sending 8 MiB")
 	}
+	if v, err := s.IdealSendBufferSize(); err != nil || v != ideals[len(ideals)-1] {
+		t.Errorf("ideal send buffer size %d, %v; the last indicated was %d", v, err, ideals[len(ideals)-1])
+	}
 	for i, v := range ideals {
 		if !steps[v] || v <= quicx.DefaultIdealSendBufferSize {
 			t.Errorf("ideal %d is not a step above the default", v)
@@ -91,6 +98,9 @@ func TestIdealSendBufferSizeGrows(t *testing.T) {
 	}
 	t.Logf("ideal send buffer sizes: %v", ideals)
 	must(t, s.Close())
+	if _, err := s.IdealSendBufferSize(); !errors.Is(err, quicx.ErrInvalidState) {
+		t.Errorf("on a closed stream: %v", err)
+	}
 	must(t, ps.Stream.Close())
 	closePair(t, client, server)
 }

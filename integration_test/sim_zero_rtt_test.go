@@ -3,6 +3,7 @@ package integration_test
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,8 +18,9 @@ import (
 // (opened by the opener as soon as 0-RTT is possible) and a uni stream started
 // in the 0-RTT phase (opened at once, under the adapter's guard against
 // quic-go #4303). When the server rejects 0-RTT, quicx replays the data on
-// streams reopened with the same IDs: the app sees the same events either way,
-// and only the bytes on the wire tell the outcomes apart.
+// streams reopened with the same IDs: the client app sees the same events
+// either way. The quicx server (TrackZeroRTT) marks what came in 0-RTT, and the
+// bytes on the wire show the replay.
 func TestSimZeroRTT(t *testing.T) {
 	payload := bytes.Repeat([]byte("0-RTT data "), 2000) // 22000 bytes: fits the first flight
 	for _, tc := range []struct {
@@ -30,7 +32,8 @@ func TestSimZeroRTT(t *testing.T) {
 				n, err := quicxtest.NewNetwork(quicxtest.NetworkConfig{Link: quicxtest.Link{Latency: 10 * time.Millisecond}})
 				simMust(t, err)
 				t.Cleanup(func() { _ = n.Close() })
-				settings := quicx.Settings{ServerResumptionLevel: quicx.ServerResumeAndZeroRTT, PeerBidiStreamCount: 4, PeerUnidiStreamCount: 4}
+				// TrackZeroRTT: the quicx server marks what it received in 0-RTT.
+				settings := quicx.Settings{ServerResumptionLevel: quicx.ServerResumeAndZeroRTT, PeerBidiStreamCount: 4, PeerUnidiStreamCount: 4, TransportEvents: quicx.TrackZeroRTT}
 				a := quicxtest.NewPair(t, quicxtest.PairConfig{Network: n, Settings: settings, NoConnect: true})
 				key := [32]byte{7}
 				simMust(t, a.ServerConfig.SetTicketKeys([][32]byte{key}))
@@ -72,10 +75,21 @@ func TestSimZeroRTT(t *testing.T) {
 				sw := quicxtest.NewWatcher(nc.Connection.Events(), quicxtest.Since(origin))
 				peer := map[uint64]*quicx.Stream{}
 				for range 2 {
-					s := simAwaitStream(t, sw)
-					id, err := s.ID()
+					ps, err := quicxtest.Await[*quicx.PeerStreamStarted](sw)
 					simMust(t, err)
-					peer[id] = s
+					id, err := ps.Stream.ID()
+					simMust(t, err)
+					peer[id] = ps.Stream
+					want := quicx.StreamOpenNone
+					if id&2 != 0 {
+						want |= quicx.StreamOpenUnidirectional
+					}
+					if !tc.reject {
+						want |= quicx.StreamOpen0RTT // its opening frame came in 0-RTT
+					}
+					if ps.Flags != want {
+						t.Errorf("server stream %d: flags %v, want %v", id, ps.Flags, want)
+					}
 				}
 				if peer[0] == nil || peer[2] == nil {
 					t.Fatalf("server streams %v, want IDs 0 and 2", peer)
@@ -89,9 +103,19 @@ func TestSimZeroRTT(t *testing.T) {
 				if n := len(timeline); n < 3 || timeline[n-2] != "PeerSendShutdown" || timeline[n-1] != "StreamShutdownComplete{appClose=false}" {
 					t.Errorf("server stream 0: %q", timeline)
 				}
+				for _, ev := range timeline {
+					// Every byte came in 0-RTT, or (rejected) none.
+					if strings.HasPrefix(ev, "Receive{") && strings.Contains(ev, "0_RTT") == tc.reject {
+						t.Errorf("server stream 0: %s (rejected: %v)", ev, tc.reject)
+					}
+				}
 				got, timeline, err = quicxtest.ReadAll(peer[2].Events())
 				simMust(t, err)
-				if string(got) != "uni" || !slices.Equal(timeline, []string{"Receive{off=0 len=3 flags=FIN}", "PeerSendShutdown", "StreamShutdownComplete{appClose=false}"}) {
+				wantRecv := "Receive{off=0 len=3 flags=0_RTT|FIN}"
+				if tc.reject {
+					wantRecv = "Receive{off=0 len=3 flags=FIN}"
+				}
+				if string(got) != "uni" || !slices.Equal(timeline, []string{wantRecv, "PeerSendShutdown", "StreamShutdownComplete{appClose=false}"}) {
 					t.Errorf("server stream 2: %q %q", got, timeline)
 				}
 

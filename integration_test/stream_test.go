@@ -297,3 +297,61 @@ func echoServer(t *testing.T, conn *quicx.Connection) {
 		})
 	}
 }
+
+// A stream opened, started, sent on and shut down before its connection
+// starts (MsQuic allows it; 0-RTT relies on it): Start completes at once with
+// the locally assigned ID and PeerAccepted false, the queued data and FIN go
+// out once the connection is up, and the events follow in MsQuic's order.
+func TestStreamQueuedBeforeConnectionStart(t *testing.T) {
+	f := newFixture(t, with(1, 0))
+	client, err := f.reg.OpenConnection()
+	must(t, err)
+	s, err := client.OpenStream(quicx.StreamOpenNone)
+	must(t, err)
+	must(t, s.Start(quicx.StreamStartNone))
+	if e := expectNext[*quicx.StartComplete](t, s.Events()); e.Status != nil || e.ID != 0 || e.PeerAccepted {
+		t.Fatalf("%v", e)
+	}
+	must(t, s.Send([][]byte{[]byte("queued "), []byte("early")}, quicx.SendNone, "a"))
+	must(t, s.Send([][]byte{[]byte("!")}, quicx.SendNone, "b"))
+	must(t, s.Shutdown(quicx.StreamShutdownGraceful, 0))
+	if id, err := s.ID(); err != nil || id != 0 {
+		t.Fatalf("ID %d, %v", id, err)
+	}
+
+	must(t, client.Start(f.clientCfg, quicx.AddressFamilyINET, "127.0.0.1", f.addr.Port()))
+	server := f.serverConn()
+	ps := waitFor[*quicx.PeerStreamStarted](t, server.Events())
+	var data []byte
+	for {
+		ev := next(t, ps.Stream.Events())
+		if r, ok := ev.(*quicx.Receive); ok {
+			for _, b := range r.Buffers {
+				data = append(data, b...)
+			}
+			r.Complete(r.TotalLength())
+			continue
+		}
+		if _, ok := ev.(*quicx.PeerSendShutdown); !ok {
+			t.Fatalf("server got %v", ev)
+		}
+		break
+	}
+	if string(data) != "queued early!" {
+		t.Fatalf("server got %q", data)
+	}
+	must(t, ps.Stream.Shutdown(quicx.StreamShutdownGraceful, 0))
+	expectTypes(t, drain(t, ps.Stream.Events()), "SendShutdownComplete", "StreamShutdownComplete")
+	must(t, ps.Stream.Close())
+
+	evs, _ := drainStream(t, s) // the server's side ended gracefully without sending
+	expectTypes(t, evs, "SendComplete", "SendComplete", "SendShutdownComplete", "Receive", "PeerSendShutdown", "StreamShutdownComplete")
+	if a, b := evs[0].(*quicx.SendComplete), evs[1].(*quicx.SendComplete); a.Context != "a" || b.Context != "b" || a.Canceled || b.Canceled {
+		t.Errorf("%v %v", a, b)
+	}
+	if e := evs[2].(*quicx.SendShutdownComplete); !e.Graceful {
+		t.Errorf("%v", e)
+	}
+	must(t, s.Close())
+	closePair(t, client, server)
+}

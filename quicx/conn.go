@@ -258,6 +258,10 @@ func (c *Connection) acceptLoop(ctx context.Context, uni bool) {
 		if err != nil {
 			return
 		}
+		// With TrackZeroRTT: was the frame that opened it in a 0-RTT packet?
+		// (Waits for the recorder to see that packet, right after quic-go
+		// handled it.)
+		early := as.OpenedIn0RTT(ctx)
 		s := newPeerStream(c, as, uni)
 		c.mu.Lock()
 		if c.final || c.state == connEnded {
@@ -271,6 +275,9 @@ func (c *Connection) acceptLoop(ctx context.Context, uni bool) {
 		flags := StreamOpenNone
 		if uni {
 			flags |= StreamOpenUnidirectional
+		}
+		if early {
+			flags |= StreamOpen0RTT
 		}
 		c.q.Push(&PeerStreamStarted{Stream: s, Flags: flags})
 		c.mu.Unlock()

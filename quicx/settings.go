@@ -191,9 +191,11 @@ const (
 	TrackPeerAddress
 	// TrackLoss: losses of stream data, needed by SendCancelOnLoss.
 	TrackLoss
-	// TrackZeroRTT would mark received bytes that arrived in 0-RTT packets
-	// (Receive0RTT, StreamOpen0RTT). quicx does not implement it yet: refused
-	// with ErrNotSupported.
+	// TrackZeroRTT: a server marks what the client sent in 0-RTT packets, as
+	// MsQuic does: StreamOpen0RTT on PeerStreamStarted for a stream whose
+	// opening frame came in a 0-RTT packet, and Receive0RTT on a Receive whose
+	// offset lies below the end of the stream's furthest 0-RTT data (so the
+	// data includes bytes received in 0-RTT). Without it neither flag is set.
 	TrackZeroRTT
 	// TrackReceive raises no event of its own: it lets a stream that waits for
 	// its peer hold no goroutine. quic-go tells of arriving data only by
@@ -206,9 +208,8 @@ const (
 	// worth it for many mostly idle streams.
 	TrackReceive
 
-	// TrackAll subscribes to every event quicx derives: MsQuic's full event set
-	// (without the 0-RTT flags).
-	TrackAll = TrackAcks | TrackStreamCredit | TrackDatagrams | TrackPeerAddress | TrackLoss | TrackReceive
+	// TrackAll subscribes to every event quicx derives: MsQuic's full event set.
+	TrackAll = TrackAcks | TrackStreamCredit | TrackDatagrams | TrackPeerAddress | TrackLoss | TrackZeroRTT | TrackReceive
 )
 
 var transportEventNames = []string{"ACKS", "STREAM_CREDIT", "DATAGRAMS", "PEER_ADDRESS", "LOSS", "ZERO_RTT", "RECEIVE"}
@@ -404,9 +405,6 @@ func (s *Settings) resolve(op string) (resolved, error) {
 		}
 	}
 
-	if s.TransportEvents&TrackZeroRTT != 0 {
-		return r, unsupported("TransportEvents", "TrackZeroRTT: quicx does not mark 0-RTT data yet")
-	}
 	if s.TransportEvents&^TrackAll != 0 {
 		return r, bad("TransportEvents", "unknown bits")
 	}

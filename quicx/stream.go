@@ -539,11 +539,18 @@ type StreamStats struct {
 	SendAckedBytes  uint64 // contiguous bytes the peer acknowledged (with TrackAcks; else 0)
 	RecvTotalBytes  uint64 // bytes received and indicated to the app
 	RecvConsumed    uint64 // bytes the app completed
-	ZeroRTTRecvSize uint64 // QUIC_PARAM_STREAM_0RTT_LENGTH: always 0 (0-RTT data is not marked yet)
+	ZeroRTTRecvSize uint64 // QUIC_PARAM_STREAM_0RTT_LENGTH: always 0, see Stats
 }
 
 // Stats is QUIC_PARAM_STREAM_STATISTICS (and QUIC_PARAM_STREAM_0RTT_LENGTH):
 // ErrInvalidState before the stream is started.
+//
+// ZeroRTTRecvSize is always 0. Despite the field's name, MsQuic's
+// QUIC_PARAM_STREAM_0RTT_LENGTH is the bytes this side sent in 0-RTT
+// (Stream->Sent0Rtt in stream.c QuicStreamParamGet), which is 0 on a server's
+// streams, and quicx clients do not count what they send in 0-RTT
+// (docs/limitations.md). What a
+// server received in 0-RTT is marked by Receive0RTT (TrackZeroRTT).
 func (s *Stream) Stats() (StreamStats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

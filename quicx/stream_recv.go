@@ -272,6 +272,9 @@ func (r *recvSide) indicateMultiLocked(data []byte) {
 	ev := &Receive{AbsoluteOffset: r.delivered}
 	if len(data) > 0 {
 		ev.Buffers = [][]byte{data}
+		if r.delivered < r.s.as.ZeroRTTEnd() {
+			ev.Flags |= Receive0RTT
+		}
 	}
 	if r.eof {
 		ev.Flags |= ReceiveFin
@@ -323,6 +326,12 @@ func (r *recvSide) deliverLocked() {
 		ev.Buffers = append(ev.Buffers, c.b)
 	}
 	ev.Flags = ReceiveNone
+	if len(r.chunks) > 0 && r.offset < r.s.as.ZeroRTTEnd() {
+		// MsQuic (stream_recv.c QuicStreamRecvFlush): the data starts below
+		// the end of the stream's furthest 0-RTT data, so it includes bytes
+		// received in 0-RTT. A FIN-only Receive is never flagged.
+		ev.Flags |= Receive0RTT
+	}
 	if r.eof {
 		ev.Flags |= ReceiveFin
 	}

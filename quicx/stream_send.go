@@ -612,6 +612,19 @@ func (s *Stream) idealSendBuffer(n uint64) {
 	s.q.Push(&IdealSendBufferSize{ByteCount: n})
 }
 
+// IdealSendBufferSize is QUIC_PARAM_STREAM_IDEAL_SEND_BUFFER_SIZE: the ideal
+// send buffer size last indicated to the stream (IdealSendBufferSize event),
+// DefaultIdealSendBufferSize until one was. It grows only with TrackAcks (the
+// recorder follows the bytes in flight).
+func (s *Stream) IdealSendBufferSize() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, newErr("Stream.IdealSendBufferSize", ErrInvalidState, "stream closed")
+	}
+	return max(s.snd.ideal, DefaultIdealSendBufferSize), nil
+}
+
 // SetCancelOnLossCode sets the error code a cancel-on-loss stream resets with
 // when a packet is lost (MsQuic lets the app write it into CANCEL_ON_LOSS; an
 // event on a channel is read too late for that, so the code is chosen ahead).
