@@ -34,17 +34,7 @@ func TestListenerStopRefusesPendingConnections(t *testing.T) {
 			waitFor[*quicx.Connected](t, kept.Connection.Events())
 
 			const n = 8
-			clients := make([]*quicx.Connection, n)
-			for i := range clients {
-				var err error
-				clients[i], err = reg.OpenConnection()
-				must(t, err)
-				must(t, clients[i].Start(clientCfg, quicx.AddressFamilyINET, "127.0.0.1", addr.Port()))
-			}
-			var pending []*quicx.NewConnection
-			for range n {
-				pending = append(pending, expectNext[*quicx.NewConnection](t, l.Events()))
-			}
+			clients, pending := startPending(t, reg, clientCfg, l, addr, n)
 			if close {
 				must(t, l.Close())
 			} else {
@@ -90,17 +80,7 @@ func TestListenerStopKeepsAcceptedConnections(t *testing.T) {
 	reg, serverCfg, clientCfg, l, addr := newBareListener(t)
 
 	const n = 8
-	clients := make([]*quicx.Connection, n)
-	for i := range clients {
-		var err error
-		clients[i], err = reg.OpenConnection()
-		must(t, err)
-		must(t, clients[i].Start(clientCfg, quicx.AddressFamilyINET, "127.0.0.1", addr.Port()))
-	}
-	var pending []*quicx.NewConnection
-	for range n {
-		pending = append(pending, expectNext[*quicx.NewConnection](t, l.Events()))
-	}
+	clients, pending := startPending(t, reg, clientCfg, l, addr, n)
 	for _, nc := range pending {
 		must(t, nc.Accept(serverCfg))
 	}
@@ -165,4 +145,22 @@ func newBareListener(t *testing.T) (*quicx.Registration, *quicx.Configuration, *
 		}
 	})
 	return reg, serverCfg, clientCfg, l, addr
+}
+
+// startPending starts n client connections to the listener at addr and
+// returns them with the listener's NewConnection events, all unanswered.
+func startPending(t *testing.T, reg *quicx.Registration, clientCfg *quicx.Configuration, l *quicx.Listener, addr netip.AddrPort, n int) ([]*quicx.Connection, []*quicx.NewConnection) {
+	t.Helper()
+	clients := make([]*quicx.Connection, n)
+	for i := range clients {
+		var err error
+		clients[i], err = reg.OpenConnection()
+		must(t, err)
+		must(t, clients[i].Start(clientCfg, quicx.AddressFamilyINET, "127.0.0.1", addr.Port()))
+	}
+	var pending []*quicx.NewConnection
+	for range n {
+		pending = append(pending, expectNext[*quicx.NewConnection](t, l.Events()))
+	}
+	return clients, pending
 }

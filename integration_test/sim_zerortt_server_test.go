@@ -108,11 +108,7 @@ func (c *rawClient) getTicket(t *testing.T, lw *quicxtest.Watcher[quicx.Listener
 	case <-time.After(5 * time.Second):
 		t.Fatal("no session ticket")
 	}
-	simMust(t, conn.CloseWithError(0, ""))
-	if _, err := quicxtest.Await[*quicx.ConnectionShutdownComplete](sw); err != nil {
-		t.Fatal(err)
-	}
-	simMust(t, sc.Close())
+	closeRawClient(t, conn, sc, sw)
 }
 
 // sendStream opens a stream on conn and writes data and the FIN.
@@ -200,11 +196,7 @@ func TestSimZeroRTTServerMarksEarlyData(t *testing.T) {
 		simMust(t, sendStream(conn, "one-rtt-data"))
 		expectPeerStream(t, sw, quicx.StreamOpenNone, "one-rtt-data", quicx.ReceiveFin)
 
-		simMust(t, conn.CloseWithError(0, ""))
-		if _, err := quicxtest.Await[*quicx.ConnectionShutdownComplete](sw); err != nil {
-			t.Fatal(err)
-		}
-		simMust(t, sc.Close())
+		closeRawClient(t, conn, sc, sw)
 	})
 }
 
@@ -269,11 +261,7 @@ func TestSimZeroRTTServerUnmarked(t *testing.T) {
 				}
 				expectPeerStream(t, sw, quicx.StreamOpenNone, "early-data", quicx.ReceiveFin)
 
-				simMust(t, conn.CloseWithError(0, ""))
-				if _, err := quicxtest.Await[*quicx.ConnectionShutdownComplete](sw); err != nil {
-					t.Fatal(err)
-				}
-				simMust(t, sc.Close())
+				closeRawClient(t, conn, sc, sw)
 			})
 		})
 	}
@@ -343,10 +331,17 @@ func TestSimZeroRTTServerMixedStream(t *testing.T) {
 		simMust(t, ps.Stream.Close())
 		<-w.Done()
 
-		simMust(t, conn.CloseWithError(0, ""))
-		if _, err := quicxtest.Await[*quicx.ConnectionShutdownComplete](sw); err != nil {
-			t.Fatal(err)
-		}
-		simMust(t, sc.Close())
+		closeRawClient(t, conn, sc, sw)
 	})
+}
+
+// closeRawClient closes the raw quic-go client connection and waits until the
+// quicx server connection sc has ended, then closes it.
+func closeRawClient(t *testing.T, conn *quic.Conn, sc *quicx.Connection, sw *quicxtest.Watcher[quicx.ConnectionEvent]) {
+	t.Helper()
+	simMust(t, conn.CloseWithError(0, ""))
+	if _, err := quicxtest.Await[*quicx.ConnectionShutdownComplete](sw); err != nil {
+		t.Fatal(err)
+	}
+	simMust(t, sc.Close())
 }
