@@ -10,9 +10,10 @@ import (
 )
 
 // A peer stream can switch to app-owned buffers after PeerStreamStarted even
-// when all its data has already arrived: quicx reads nothing from it before
-// the app first asks for its events, so every byte lands in the app's memory
-// (MsQuic: StreamProvideReceiveBuffers inline in PEER_STREAM_STARTED).
+// when all its data has already arrived: quicx indicates nothing before the
+// app first asks for its events, and copies what it read meanwhile into the
+// app's buffers, so every Receive points into the app's memory (MsQuic:
+// StreamProvideReceiveBuffers inline in PEER_STREAM_STARTED).
 func TestSimPeerStreamSwitchesToAppOwnedBuffers(t *testing.T) {
 	simTest(t, func(t *testing.T) {
 		s, cw, ps := simUniStream(t, 12, []byte("0123456789"), quicx.SendStart|quicx.SendFin)
@@ -22,8 +23,11 @@ func TestSimPeerStreamSwitchesToAppOwnedBuffers(t *testing.T) {
 		simMust(t, ps.ProvideReceiveBuffers([][]byte{first, second}))
 		w := quicxtest.NewWatcher(ps.Events(), quicxtest.CompleteReceives())
 		if _, err := w.ExpectExactly(
-			quicxtest.Match(func(r *quicx.Receive) bool { return r.AbsoluteOffset == 0 && r.Flags == 0 }),
-			quicxtest.Match(func(r *quicx.Receive) bool { return r.AbsoluteOffset == 4 && r.Flags == quicx.ReceiveFin }),
+			// One Receive: the data read before the switch, copied into
+			// both app buffers, and the FIN that came with it.
+			quicxtest.Match(func(r *quicx.Receive) bool {
+				return r.AbsoluteOffset == 0 && r.TotalLength() == 10 && r.Flags == quicx.ReceiveFin
+			}),
 			quicxtest.Type[*quicx.PeerSendShutdown](),
 			quicxtest.Type[*quicx.StreamShutdownComplete](),
 		); err != nil {
@@ -87,4 +91,42 @@ func simUniStream(t *testing.T, seed uint64, data []byte, flags quicx.SendFlags)
 	cw := quicxtest.NewWatcher(s.Events())
 	simMust(t, s.Send([][]byte{data}, flags, nil))
 	return s, cw, simAwaitStream(t, p.Server.Events)
+}
+
+// The same switch with app buffers smaller than what quicx read meanwhile:
+// what fits is indicated from the app's memory, then ReceiveBufferNeeded
+// asks for room for the rest, which follows once the app gives more.
+func TestSimPeerStreamSwitchWithTooLittleRoom(t *testing.T) {
+	simTest(t, func(t *testing.T) {
+		s, cw, ps := simUniStream(t, 14, []byte("0123456789"), quicx.SendStart|quicx.SendFin)
+		synctest.Wait() // the data and the FIN came with the stream and were read
+		first, second := make([]byte, 4), make([]byte, 8)
+		simMust(t, ps.ProvideReceiveBuffers([][]byte{first}))
+		w := quicxtest.NewWatcher(ps.Events(), quicxtest.CompleteReceives())
+		if _, err := w.ExpectExactly(
+			quicxtest.Match(func(r *quicx.Receive) bool {
+				return r.AbsoluteOffset == 0 && r.TotalLength() == 4 && r.Flags == 0
+			}),
+			quicxtest.Equal(&quicx.ReceiveBufferNeeded{BufferLengthNeeded: 6}),
+		); err != nil {
+			t.Fatal(err)
+		}
+		simMust(t, ps.ProvideReceiveBuffers([][]byte{second}))
+		if _, err := w.ExpectExactly(
+			quicxtest.Match(func(r *quicx.Receive) bool {
+				return r.AbsoluteOffset == 4 && r.TotalLength() == 6 && r.Flags == quicx.ReceiveFin
+			}),
+			quicxtest.Type[*quicx.PeerSendShutdown](),
+			quicxtest.Type[*quicx.StreamShutdownComplete](),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if string(first) != "0123" || string(second[:6]) != "456789" || string(w.Received()) != "0123456789" {
+			t.Fatalf("app buffers %q %q, received %q", first, second, w.Received())
+		}
+		simMust(t, ps.Close())
+		<-w.Done()
+		simMust(t, s.Close())
+		<-cw.Done()
+	})
 }

@@ -30,7 +30,7 @@ type Stream struct {
 	canSend   bool
 	canRecv   bool
 
-	// eventsAsked: Events was called. A peer stream reads nothing before
+	// eventsAsked: Events was called. No data is indicated before
 	// (recvSide.held).
 	eventsAsked atomic.Bool
 
@@ -137,11 +137,13 @@ func (s *Stream) startPeer() {
 // until it is closed: events wait for the reader (none is ever dropped), and
 // while they wait a goroutine of quicx waits with them.
 //
-// A stream reads nothing from the transport until Events is first called (or
+// A stream indicates no data until Events is first called (or
 // ProvideReceiveBuffers): on a peer's stream, what MsQuic allows inline in
 // PEER_STREAM_STARTED, such as switching to app-owned buffers or disabling
-// receive, can be done first. Its data waits in QUIC flow control meanwhile;
-// it could not be consumed without the events anyway.
+// receive, can be done first. Meanwhile quicx reads at most its two receive
+// buffers' worth (the rest waits in QUIC flow control), and a switch to
+// app-owned buffers copies that into the app's buffers. Data and a FIN that
+// arrived by then come in one Receive.
 func (s *Stream) Events() <-chan StreamEvent {
 	if !s.eventsAsked.Load() && s.eventsAsked.CompareAndSwap(false, true) {
 		s.mu.Lock()

@@ -47,9 +47,10 @@ type recvSide struct {
 	needSent bool     // ReceiveBufferNeeded raised, waiting for buffers
 
 	enabled      bool
-	held         atomic.Bool // the app has not yet asked for the stream's events or buffers (written under the lock)
+	held         atomic.Bool // no data indicated yet: the app has not asked for the events or buffers (written under the lock)
 	paused       bool        // a partial completion paused delivery
 	reading      bool
+	readingApp   bool        // the reader is reading into the app's first buffer
 	readerActive atomic.Bool // reading, readable without the lock
 	finished     atomic.Bool // the FIN was read or the direction is done
 	finalSeen    atomic.Bool // quic-go reported the final size (FIN or reset)
@@ -103,7 +104,7 @@ func (r *recvSide) kickLocked() {
 	if r.reading || s.as == nil || s.voided || s.phase != streamStarted || r.done || r.eof || !s.canRecv {
 		return
 	}
-	if r.held.Load() || !r.enabled || r.paused || !r.canReadLocked() {
+	if (r.held.Load() && r.multi) || !r.enabled || r.paused || !r.canReadLocked() {
 		return
 	}
 	if !r.readableLocked() {
@@ -119,8 +120,9 @@ func (r *recvSide) kickLocked() {
 func (r *recvSide) releaseLocked() {
 	if r.held.Load() {
 		r.held.Store(false)
+		r.deliverLocked()
 		r.kickLocked()
-		if !r.reading && r.finalSeen.Load() {
+		if !r.reading && !r.eof && !r.done && r.finalSeen.Load() {
 			go r.pollReset() // a reset that came while held, receive now disabled
 		}
 	}
@@ -201,11 +203,13 @@ func (r *recvSide) run(as *adapter.Stream) {
 			return
 		}
 		buf, slot := r.targetLocked()
+		r.readingApp = r.appOwned && slot < 0
 		s.mu.Unlock()
 
 		n, res, err := as.Read(buf)
 
 		s.mu.Lock()
+		r.readingApp = false
 		r.readPos += uint64(n)
 		if r.done || s.phase != streamStarted {
 			r.reading = false
@@ -264,6 +268,11 @@ func (r *recvSide) gotLocked(data []byte, slot int) {
 	if len(data) > 0 {
 		r.chunks = append(r.chunks, chunk{b: data, slot: slot})
 	}
+	if r.appOwned {
+		// A read into a slot that ended after the switch, or slot data that
+		// waited for this read into the app's memory to end.
+		r.moveSlotsToAppLocked()
+	}
 	r.deliverLocked()
 }
 
@@ -307,10 +316,26 @@ func (r *recvSide) completeMulti(n uint64) {
 // deliverLocked indicates the buffered data (and FIN) in a Receive event if
 // none is outstanding and receive is enabled.
 func (r *recvSide) deliverLocked() {
-	if r.multi || r.pending != nil || r.done || !r.enabled || r.paused {
+	if r.held.Load() || r.multi || r.pending != nil || r.done || !r.enabled || r.paused {
 		return
 	}
-	if len(r.chunks) == 0 && !r.eof {
+	// With app-owned buffers only data in the app's memory is indicated; data
+	// read into quicx's slots before a peer stream switched waits for room.
+	n := len(r.chunks)
+	if r.appOwned {
+		n = 0
+		for n < len(r.chunks) && r.chunks[n].slot < 0 {
+			n++
+		}
+		if n == 0 && len(r.chunks) > 0 {
+			if !r.needSent {
+				r.needSent = true
+				r.s.q.Push(&ReceiveBufferNeeded{BufferLengthNeeded: uint64(len(r.chunks[0].b))})
+			}
+			return
+		}
+	}
+	if n == 0 && !r.eof {
 		return
 	}
 	ev := r.events[r.nextEv]
@@ -322,17 +347,17 @@ func (r *recvSide) deliverLocked() {
 	r.nextEv ^= 1
 	ev.AbsoluteOffset = r.offset
 	ev.Buffers = ev.Buffers[:0]
-	for _, c := range r.chunks {
+	for _, c := range r.chunks[:n] {
 		ev.Buffers = append(ev.Buffers, c.b)
 	}
 	ev.Flags = ReceiveNone
-	if len(r.chunks) > 0 && r.offset < r.s.as.ZeroRTTEnd() {
+	if n > 0 && r.offset < r.s.as.ZeroRTTEnd() {
 		// MsQuic (stream_recv.c QuicStreamRecvFlush): the data starts below
 		// the end of the stream's furthest 0-RTT data, so it includes bytes
 		// received in 0-RTT. A FIN-only Receive is never flagged.
 		ev.Flags |= Receive0RTT
 	}
-	if r.eof {
+	if r.eof && n == len(r.chunks) {
 		ev.Flags |= ReceiveFin
 	}
 	ev.done.Store(false)
@@ -364,6 +389,9 @@ func (r *recvSide) complete(ev *Receive, n uint64) {
 		s.q.Push(&PeerSendShutdown{})
 		s.maybeFinalLocked()
 		return
+	}
+	if r.appOwned {
+		r.moveSlotsToAppLocked()
 	}
 	r.deliverLocked()
 	r.kickLocked()
@@ -463,9 +491,9 @@ func (s *Stream) ReceiveComplete(n uint64) {
 // its bytes were indicated and completed. A local stream must be opened with
 // StreamOpenAppOwnedBuffers; a peer stream switches to the mode with its first
 // call, made before the stream's first Events call (MsQuic: inline in
-// PEER_STREAM_STARTED): quicx reads nothing from a peer stream until one of
-// the two, so nothing can have been indicated yet. quicx raises ReceiveBufferNeeded when data waits and no
-// space is left; unlike MsQuic it never aborts the connection for lack of
+// PEER_STREAM_STARTED): quicx indicates nothing until one of the two, and
+// copies what it has read meanwhile into the app's buffers. quicx raises
+// ReceiveBufferNeeded when data waits and no space is left; unlike MsQuic it never aborts the connection for lack of
 // space: flow control holds the peer.
 func (s *Stream) ProvideReceiveBuffers(bufs [][]byte) error {
 	const op = "Stream.ProvideReceiveBuffers"
@@ -500,25 +528,36 @@ func (s *Stream) ProvideReceiveBuffers(bufs [][]byte) error {
 	return nil
 }
 
-// moveSlotsToAppLocked copies data read into quicx's slots before the stream
-// switched to app-owned mode into the app's buffers, while it fits.
+// moveSlotsToAppLocked copies data read into quicx's slots before a peer
+// stream switched to app-owned buffers into the app's buffers, in order, as
+// far as they reach; a Receive then points into the app's memory only.
 func (r *recvSide) moveSlotsToAppLocked() {
-	if r.pending != nil {
-		return
+	if r.pending != nil || r.readingApp {
+		return // the outstanding Receive's buffers are the chunks; the reader writes into appBufs[0]
 	}
-	for i := range r.chunks {
-		c := &r.chunks[i]
-		if c.slot < 0 || len(r.appBufs) == 0 || len(r.appBufs[0]) < len(c.b) {
+	out := make([]chunk, 0, len(r.chunks)+1)
+	for i, c := range r.chunks {
+		if c.slot < 0 {
+			out = append(out, c)
 			continue
 		}
-		dst := r.appBufs[0][:len(c.b)]
-		copy(dst, c.b)
-		r.appBufs[0] = r.appBufs[0][len(c.b):]
-		if len(r.appBufs[0]) == 0 {
-			r.appBufs = r.appBufs[1:]
+		for len(c.b) > 0 && len(r.appBufs) > 0 {
+			m := min(len(c.b), len(r.appBufs[0]))
+			dst := r.appBufs[0][:m]
+			copy(dst, c.b)
+			out = append(out, chunk{b: dst, slot: -1})
+			c.b = c.b[m:]
+			if r.appBufs[0] = r.appBufs[0][m:]; len(r.appBufs[0]) == 0 {
+				r.appBufs = r.appBufs[1:]
+			}
 		}
-		c.b, c.slot = dst, -1
+		if len(c.b) > 0 {
+			// Out of app space: the rest waits in quicx's slots, in order.
+			out = append(append(out, c), r.chunks[i+1:]...)
+			break
+		}
 	}
+	r.chunks = append(r.chunks[:0], out...)
 }
 
 // finalSizeKnown runs on quic-go's goroutine when the peer's FIN or reset fixes
