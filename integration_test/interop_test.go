@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -73,7 +74,7 @@ func TestInterop(t *testing.T) {
 	t.Run("unsupported", func(t *testing.T) {
 		t.Parallel()
 		for _, c := range []struct{ role, testcase string }{
-			{"client", "zerortt"}, {"server", "zerortt"}, {"client", "chacha20"}, {"client", "keyupdate"},
+			{"client", "chacha20"}, {"client", "keyupdate"},
 			{"server", "http3"}, {"client", "versionnegotiation"}, {"server", "no-such-case"},
 		} {
 			cmd := exec.CommandContext(t.Context(), env.bin, "interop", "-role", c.role, "-testcase", c.testcase)
@@ -172,6 +173,23 @@ func TestInterop(t *testing.T) {
 		srv.stop(t)
 		if !strings.Contains(srv.log(), "resumed=true") {
 			t.Errorf("the server saw no resumed connection:\n%s", srv.log())
+		}
+	})
+
+	// The second connection's requests go out in 0-RTT: the server counts
+	// the streams that arrived in it.
+	t.Run("zerortt", func(t *testing.T) {
+		t.Parallel()
+		srv := env.startServer(t, "zerortt")
+		dl := t.TempDir()
+		stderr := env.client(t, "zerortt", dl, srv.urls(small, medium, big))
+		env.checkFiles(t, dl, small, medium, big)
+		if !strings.Contains(stderr, "resumed=true") {
+			t.Errorf("the second connection did not resume:\n%s", stderr)
+		}
+		srv.stop(t)
+		if !regexp.MustCompile(`done, 2 requests, 2 on streams opened in 0-RTT`).MatchString(srv.log()) {
+			t.Errorf("the server saw no 0-RTT requests:\n%s", srv.log())
 		}
 	})
 

@@ -64,7 +64,7 @@ var interopCases = map[string]interopCase{
 	"chacha20":            {true, false, "server: crypto/tls accepts a client that offers only ChaCha20-Poly1305. client: exit 127, Go's crypto/tls cannot restrict the TLS 1.3 cipher suites it offers"},
 	"keyupdate":           {true, false, "server: served as transfer, quic-go answers the peer's key update. client: exit 127, quic-go gives no way to trigger a key update"},
 	"siduck":              {true, true, "quicx's own case: ALPN siduck, the client sends the datagram \"quack\" and expects \"quack-ack\""},
-	"zerortt":             {false, false, "exit 127: quicx does not implement 0-RTT yet (the client never sends early data)"},
+	"zerortt":             {true, true, "the client fetches the first file and keeps the session ticket, then starts the requests for the rest before its second connection starts, so they go out in 0-RTT; it fails if the session was not resumed. The server accepts 0-RTT and logs the streams that arrived in it"},
 	"http3":               {false, false, "exit 127: quicx has no HTTP/3 layer"},
 	"versionnegotiation":  {false, false, "exit 127: quicx refuses QUIC versions quic-go does not speak, so the client cannot provoke a Version Negotiation packet"},
 }

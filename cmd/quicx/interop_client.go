@@ -104,15 +104,15 @@ func interopClient(ctx context.Context, o interopOptions, log *interopLog) (err 
 	case "siduck":
 		_, err := c.connect(ctx, nil, connOptions{siduck: true})
 		return err
-	case "resumption":
+	case "resumption", "zerortt":
 		if len(files) < 2 {
-			return errors.New("resumption needs at least two requests")
+			return fmt.Errorf("%s needs at least two requests", o.testcase)
 		}
 		first, err := c.connect(ctx, files[:1], connOptions{wantTicket: true})
 		if err != nil {
 			return err
 		}
-		second, err := c.connect(ctx, files[1:], connOptions{ticket: first.ticket})
+		second, err := c.connect(ctx, files[1:], connOptions{ticket: first.ticket, early: o.testcase == "zerortt"})
 		if err != nil {
 			return err
 		}
@@ -184,6 +184,7 @@ type connOptions struct {
 	ticket     []byte // resume this session
 	wantTicket bool   // wait for the server's session ticket before closing
 	migrate    bool   // move to a new local port once connected
+	early      bool   // request the files before the connection starts, in 0-RTT
 	siduck     bool   // quack instead of fetching
 }
 
@@ -208,11 +209,6 @@ func (c *hqClient) connect(ctx context.Context, files []hqFile, co connOptions) 
 			return res, fmt.Errorf("resumption ticket: %w", err)
 		}
 	}
-	if err := conn.Start(c.cfg, quicx.AddressFamilyUnspec, c.host, c.port); err != nil {
-		_ = conn.Close()
-		return res, fmt.Errorf("starting the connection: %w", err)
-	}
-
 	var (
 		connErr      error // the first reason the connection failed
 		shuttingDown bool
@@ -248,6 +244,22 @@ func (c *hqClient) connect(ctx context.Context, files []hqFile, co connOptions) 
 		}
 	}
 	begin := time.Now()
+	fetch := func(flags quicx.SendFlags) {
+		started = true
+		downloads.Go(func() { downloaded <- c.fetchAll(ctx, conn, files, flags, &prog) })
+	}
+	if co.early {
+		// Streams started before the connection go out in 0-RTT with the
+		// resumed session (MsQuic: queue 0-RTT data before ConnectionStart).
+		fetch(quicx.SendAllow0RTT)
+	}
+	if err := conn.Start(c.cfg, quicx.AddressFamilyUnspec, c.host, c.port); err != nil {
+		_ = conn.Close()
+		if started {
+			<-downloaded
+		}
+		return res, fmt.Errorf("starting the connection: %w", err)
+	}
 	events, ctxDone := conn.Events(), ctx.Done()
 	for events != nil {
 		select {
@@ -269,8 +281,9 @@ func (c *hqClient) connect(ctx context.Context, files []hqFile, co connOptions) 
 					quackTick = quackTicker.C
 					continue
 				}
-				started = true
-				downloads.Go(func() { downloaded <- c.fetchAll(ctx, conn, files, &prog) })
+				if !started {
+					fetch(quicx.SendNone)
+				}
 				if co.migrate {
 					err := conn.SetLocalAddr(netip.AddrPortFrom(local.Addr(), 0))
 					if err != nil {
@@ -350,7 +363,7 @@ func (c *hqClient) connect(ctx context.Context, files []hqFile, co connOptions) 
 // fetchAll requests every file on its own stream, at most hqConcurrency at a
 // time, and returns the first failure. A failure closes the connection, which
 // ends the other streams.
-func (c *hqClient) fetchAll(ctx context.Context, conn *quicx.Connection, files []hqFile, prog *progress) error {
+func (c *hqClient) fetchAll(ctx context.Context, conn *quicx.Connection, files []hqFile, flags quicx.SendFlags, prog *progress) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -379,7 +392,7 @@ func (c *hqClient) fetchAll(ctx context.Context, conn *quicx.Connection, files [
 		if failed() {
 			break
 		}
-		if err := c.request(conn, f, prog, &wg, func(err error) {
+		if err := c.request(conn, f, flags, prog, &wg, func(err error) {
 			if err != nil {
 				fail(err)
 			}
@@ -396,7 +409,7 @@ func (c *hqClient) fetchAll(ctx context.Context, conn *quicx.Connection, files [
 
 // request opens a stream, sends the request with FIN and receives the file
 // on a new goroutine, which calls done when the stream has ended.
-func (c *hqClient) request(conn *quicx.Connection, f hqFile, prog *progress, wg *sync.WaitGroup, done func(error)) error {
+func (c *hqClient) request(conn *quicx.Connection, f hqFile, flags quicx.SendFlags, prog *progress, wg *sync.WaitGroup, done func(error)) error {
 	if err := os.MkdirAll(filepath.Dir(f.name), 0o755); err != nil {
 		return fmt.Errorf("downloads: %w", err)
 	}
@@ -409,7 +422,7 @@ func (c *hqClient) request(conn *quicx.Connection, f hqFile, prog *progress, wg 
 		_ = out.Close()
 		return fmt.Errorf("opening a stream for %s: %w", f.target, err)
 	}
-	if err := s.Send([][]byte{[]byte("GET " + f.target + "\r\n")}, quicx.SendStart|quicx.SendFin, nil); err != nil {
+	if err := s.Send([][]byte{[]byte("GET " + f.target + "\r\n")}, quicx.SendStart|quicx.SendFin|flags, nil); err != nil {
 		_ = out.Close()
 		_ = s.Close()
 		return fmt.Errorf("requesting %s: %w", f.target, err)

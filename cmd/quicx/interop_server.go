@@ -47,6 +47,11 @@ func interopSettings(role, testcase string) quicx.Settings {
 		if server {
 			s.ServerResumptionLevel = quicx.ServerResumeOnly
 		}
+	case "zerortt":
+		if server {
+			s.ServerResumptionLevel = quicx.ServerResumeAndZeroRTT
+			s.TransportEvents = quicx.TrackZeroRTT // to log the streams opened in 0-RTT
+		}
 	case "v2":
 		if server {
 			s.Versions = []uint32{quicV2}
@@ -176,7 +181,7 @@ type hqServer struct {
 // serveConn runs one connection's event loop until its final event.
 func (h *hqServer) serveConn(conn *quicx.Connection, info quicx.NewConnectionInfo) {
 	var streams sync.WaitGroup
-	served := 0
+	served, early := 0, 0
 	for ev := range conn.Events() {
 		switch e := ev.(type) {
 		case *quicx.Connected:
@@ -189,6 +194,9 @@ func (h *hqServer) serveConn(conn *quicx.Connection, info quicx.NewConnectionInf
 				continue
 			}
 			served++
+			if e.Flags&quicx.StreamOpen0RTT != 0 {
+				early++
+			}
 			streams.Go(func() { h.serveStream(e.Stream) })
 		case *quicx.DatagramReceived:
 			if info.NegotiatedALPN == alpnSiduck && string(e.Buffer) == "quack" {
@@ -206,7 +214,7 @@ func (h *hqServer) serveConn(conn *quicx.Connection, info quicx.NewConnectionInf
 			}
 		case *quicx.ConnectionShutdownComplete:
 			streams.Wait()
-			h.log.printf("server: %s done, %d requests", info.RemoteAddress, served)
+			h.log.printf("server: %s done, %d requests, %d on streams opened in 0-RTT", info.RemoteAddress, served, early)
 			_ = conn.Close()
 		}
 	}
