@@ -244,14 +244,16 @@ func (c *hqClient) connect(ctx context.Context, files []hqFile, co connOptions) 
 		}
 	}
 	begin := time.Now()
+	issued := make(chan struct{}) // closed once the first requests are sent
 	fetch := func(flags quicx.SendFlags) {
 		started = true
-		downloads.Go(func() { downloaded <- c.fetchAll(ctx, conn, files, flags, &prog) })
+		downloads.Go(func() { downloaded <- c.fetchAll(ctx, conn, files, flags, &prog, issued) })
 	}
 	if co.early {
 		// Streams started before the connection go out in 0-RTT with the
 		// resumed session (MsQuic: queue 0-RTT data before ConnectionStart).
 		fetch(quicx.SendAllow0RTT)
+		<-issued
 	}
 	if err := conn.Start(c.cfg, quicx.AddressFamilyUnspec, c.host, c.port); err != nil {
 		_ = conn.Close()
@@ -363,7 +365,10 @@ func (c *hqClient) connect(ctx context.Context, files []hqFile, co connOptions) 
 // fetchAll requests every file on its own stream, at most hqConcurrency at a
 // time, and returns the first failure. A failure closes the connection, which
 // ends the other streams.
-func (c *hqClient) fetchAll(ctx context.Context, conn *quicx.Connection, files []hqFile, flags quicx.SendFlags, prog *progress) error {
+//
+// issued is closed once the requests that need not wait for earlier streams
+// (all of them, or the first hqConcurrency) are sent.
+func (c *hqClient) fetchAll(ctx context.Context, conn *quicx.Connection, files []hqFile, flags quicx.SendFlags, prog *progress, issued chan struct{}) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -383,7 +388,12 @@ func (c *hqClient) fetchAll(ctx context.Context, conn *quicx.Connection, files [
 		return first != nil
 	}
 	sem := make(chan struct{}, hqConcurrency)
-	for _, f := range files {
+	var once sync.Once
+	signal := func() { once.Do(func() { close(issued) }) }
+	for i, f := range files {
+		if i == hqConcurrency {
+			signal() // the rest waits for earlier streams to finish
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -403,6 +413,7 @@ func (c *hqClient) fetchAll(ctx context.Context, conn *quicx.Connection, files [
 			break
 		}
 	}
+	signal()
 	wg.Wait()
 	return first
 }
