@@ -2,15 +2,13 @@ package quicxtest
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"math/big"
-	"net"
 	"time"
+
+	"quicx.dev/quicx/internal/selfca"
 )
 
 // Validity of the certificates NewCertificate makes: wide enough for real time
@@ -33,31 +31,11 @@ func NewCertificate(seed uint64, hosts ...string) (*tls.Certificate, error) {
 	binary.BigEndian.PutUint64(s[:], seed)
 	keySeed := sha256.Sum256(append([]byte("quicxtest certificate key "), s[:]...))
 	key := ed25519.NewKeyFromSeed(keySeed[:])
-	tmpl := &x509.Certificate{
-		SerialNumber:          new(big.Int).SetUint64(seed | 1<<62),
-		Subject:               pkix.Name{CommonName: hosts[0], Organization: []string{"quicxtest"}},
-		NotBefore:             certNotBefore,
-		NotAfter:              certNotAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	// Ed25519 signatures are deterministic: rand is not read for them.
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, err
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+	return selfca.Make(selfca.Template{
+		Key:          key,
+		Serial:       new(big.Int).SetUint64(seed | 1<<62),
+		Organization: "quicxtest",
+		NotBefore:    certNotBefore,
+		NotAfter:     certNotAfter,
+	}, hosts)
 }
