@@ -12,37 +12,51 @@ import (
 
 // ---- observable answers ----
 
-// Completion observes the Complete call on a Receive built by NewReceive,
-// FakeStream.Receive or a Replay. quicx passes on only the first call, clamped
-// to the bytes indicated.
-type Completion struct {
+// firstAnswer keeps the first of the answers given to an event and closes done
+// with it; later answers are ignored, as quicx ignores them.
+type firstAnswer[T any] struct {
 	mu     sync.Mutex
-	n      uint64
+	v      T
 	called bool
 	done   chan struct{}
 }
 
-func newCompletion() *Completion { return &Completion{done: make(chan struct{})} }
+func (a *firstAnswer[T]) init() { a.done = make(chan struct{}) }
 
-func (c *Completion) complete(n uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.called {
+func (a *firstAnswer[T]) set(v T) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.called {
 		return
 	}
-	c.n, c.called = n, true
-	close(c.done)
+	a.v, a.called = v, true
+	close(a.done)
 }
+
+func (a *firstAnswer[T]) get() (T, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.v, a.called
+}
+
+// Completion observes the Complete call on a Receive built by NewReceive,
+// FakeStream.Receive or a Replay. quicx passes on only the first call, clamped
+// to the bytes indicated.
+type Completion struct{ a firstAnswer[uint64] }
+
+func newCompletion() *Completion {
+	c := &Completion{}
+	c.a.init()
+	return c
+}
+
+func (c *Completion) complete(n uint64) { c.a.set(n) }
 
 // Completed reports the bytes the consumer completed, and whether it did.
-func (c *Completion) Completed() (n uint64, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n, c.called
-}
+func (c *Completion) Completed() (n uint64, ok bool) { return c.a.get() }
 
 // Done is closed when the receive is completed.
-func (c *Completion) Done() <-chan struct{} { return c.done }
+func (c *Completion) Done() <-chan struct{} { return c.a.done }
 
 // NewReceive builds a Receive event carrying bufs at offset, whose Complete
 // is observed by the returned Completion.
@@ -126,37 +140,22 @@ func NewConnectionEvent(info quicx.NewConnectionInfo, conn *quicx.Connection) (*
 
 // CertificateDecision observes the Complete call on a PeerCertificateReceived
 // built by NewPeerCertificateEvent or a Replay; only the first call counts.
-type CertificateDecision struct {
-	mu     sync.Mutex
-	accept bool
-	called bool
-	done   chan struct{}
-}
+type CertificateDecision struct{ a firstAnswer[bool] }
 
 func newCertificateDecision() *CertificateDecision {
-	return &CertificateDecision{done: make(chan struct{})}
+	d := &CertificateDecision{}
+	d.a.init()
+	return d
 }
 
-func (d *CertificateDecision) complete(accept bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.called {
-		return
-	}
-	d.accept, d.called = accept, true
-	close(d.done)
-}
+func (d *CertificateDecision) complete(accept bool) { d.a.set(accept) }
 
 // Completed reports whether the certificate was accepted, and whether
 // Complete was called at all.
-func (d *CertificateDecision) Completed() (accept, ok bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.accept, d.called
-}
+func (d *CertificateDecision) Completed() (accept, ok bool) { return d.a.get() }
 
 // Done is closed when Complete is called.
-func (d *CertificateDecision) Done() <-chan struct{} { return d.done }
+func (d *CertificateDecision) Done() <-chan struct{} { return d.a.done }
 
 // NewPeerCertificateEvent builds a PeerCertificateReceived event whose
 // Complete is observed by the returned CertificateDecision.
