@@ -58,5 +58,22 @@ func simAwaitStream(t testing.TB, w *quicxtest.Watcher[quicx.ConnectionEvent]) *
 	return ev.Stream
 }
 
+// simUpload sends data with FIN on a new bidirectional client stream of p;
+// the server's end answers with a bare FIN and reads to the end. It returns
+// the client's stream, a watcher of its events (completing receives), and the
+// bytes and event timeline of the server's end.
+func simUpload(t testing.TB, p *quicxtest.Pair, data []byte) (*quicx.Stream, *quicxtest.Watcher[quicx.StreamEvent], []byte, []string) {
+	t.Helper()
+	c, err := p.Client.Conn.OpenStream(quicx.StreamOpenNone)
+	simMust(t, err)
+	cw := quicxtest.NewWatcher(c.Events(), quicxtest.CompleteReceives())
+	simSendAll(t, c, data)
+	s := simAwaitStream(t, p.Server.Events)
+	simMust(t, s.Shutdown(quicx.StreamShutdownGraceful, 0)) // nothing to send back
+	got, timeline, err := quicxtest.ReadAll(s.Events())
+	simMust(t, err)
+	return c, cw, got, timeline
+}
+
 // netipAddrPort parses an address and port.
 func netipAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -19,15 +19,7 @@ func TestSimTransfer10MiBUnderLoss(t *testing.T) {
 		link := quicxtest.Link{Latency: 10 * time.Millisecond, Bandwidth: 100e6, Loss: 0.05}
 		p := quicxtest.NewPair(t, quicxtest.PairConfig{Seed: 1, Link: link, Settings: quicx.Settings{PeerBidiStreamCount: 1}})
 		start := time.Now()
-		c, err := p.Client.Conn.OpenStream(quicx.StreamOpenNone)
-		simMust(t, err)
-		cw := quicxtest.NewWatcher(c.Events(), quicxtest.CompleteReceives())
-		simSendAll(t, c, data)
-
-		s := simAwaitStream(t, p.Server.Events)
-		simMust(t, s.Shutdown(quicx.StreamShutdownGraceful, 0)) // nothing to send back
-		got, timeline, err := quicxtest.ReadAll(s.Events())
-		simMust(t, err)
+		c, cw, got, timeline := simUpload(t, p, data)
 		elapsed := time.Since(start)
 		if !bytes.Equal(got, data) {
 			t.Fatalf("received %d bytes, not the %d sent", len(got), size)
@@ -76,14 +68,7 @@ func TestSimTransferUnderReorderingAndDuplication(t *testing.T) {
 	simTest(t, func(t *testing.T) {
 		link := quicxtest.Link{Latency: 15 * time.Millisecond, Bandwidth: 50e6, Reorder: 0.1, ReorderDelay: 5 * time.Millisecond, Duplicate: 0.05, Loss: 0.01}
 		p := quicxtest.NewPair(t, quicxtest.PairConfig{Seed: 2, Link: link, Settings: quicx.Settings{PeerBidiStreamCount: 1}})
-		c, err := p.Client.Conn.OpenStream(quicx.StreamOpenNone)
-		simMust(t, err)
-		cw := quicxtest.NewWatcher(c.Events(), quicxtest.CompleteReceives())
-		simSendAll(t, c, data)
-		s := simAwaitStream(t, p.Server.Events)
-		simMust(t, s.Shutdown(quicx.StreamShutdownGraceful, 0))
-		got, _, err := quicxtest.ReadAll(s.Events())
-		simMust(t, err)
+		c, cw, got, _ := simUpload(t, p, data)
 		if !bytes.Equal(got, data) {
 			t.Fatalf("received %d bytes that differ from the %d sent", len(got), len(data))
 		}

@@ -78,14 +78,7 @@ func TestSimPathMTU(t *testing.T) {
 			p := quicxtest.NewPair(t, quicxtest.PairConfig{Link: link, Settings: quicx.Settings{MinimumMtu: 1280, PeerBidiStreamCount: 1}})
 			data := make([]byte, 256<<10)
 			rand.NewChaCha8([32]byte{3}).Read(data)
-			c, err := p.Client.Conn.OpenStream(quicx.StreamOpenNone)
-			simMust(t, err)
-			cw := quicxtest.NewWatcher(c.Events(), quicxtest.CompleteReceives())
-			simSendAll(t, c, data)
-			s := simAwaitStream(t, p.Server.Events)
-			simMust(t, s.Shutdown(quicx.StreamShutdownGraceful, 0))
-			got, _, err := quicxtest.ReadAll(s.Events())
-			simMust(t, err)
+			c, cw, got, _ := simUpload(t, p, data)
 			if !bytes.Equal(got, data) {
 				t.Errorf("received %d bytes that differ from the %d sent", len(got), len(data))
 			}
