@@ -82,11 +82,7 @@ func TestServerAcceptsThenPeerShutsDown(t *testing.T) {
 // ShutdownInitiatedByPeer, the server gets no initiated event.
 func TestServerApplicationCloseCode(t *testing.T) {
 	f := newFixture(t, quicx.Settings{})
-	c := f.dial()
-	s := f.serverConn()
-	expectNext[*quicx.Connected](t, s.Events())
-	expectNext[*quicx.DatagramStateChanged](t, c.Events())
-	expectNext[*quicx.Connected](t, c.Events())
+	c, s := connectPair(t, f)
 	must(t, s.SetCloseReason("bye"))
 	must(t, s.Shutdown(quicx.ShutdownNone, 0x3fffffffffffffff))
 	expectTypes(t, drain(t, s.Events()), "ConnectionShutdownComplete")
@@ -334,11 +330,7 @@ func TestRegistrationCloseWaitsForChildren(t *testing.T) {
 // Registration.Shutdown shuts down every connection and stops listeners.
 func TestRegistrationShutdown(t *testing.T) {
 	f := newFixture(t, quicx.Settings{})
-	c := f.dial()
-	s := f.serverConn()
-	expectNext[*quicx.Connected](t, s.Events())
-	expectNext[*quicx.DatagramStateChanged](t, c.Events())
-	expectNext[*quicx.Connected](t, c.Events())
+	c, s := connectPair(t, f)
 	idle, err := f.reg.OpenConnection() // not started: left alone
 	must(t, err)
 
