@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -110,23 +109,13 @@ func TestInterop(t *testing.T) {
 	})
 
 	t.Run("transfer", func(t *testing.T) {
-		t.Parallel()
-		srv := env.startServer(t, "transfer")
-		dl := t.TempDir()
-		env.client(t, "transfer", dl, srv.urls(small, big, medium, empty))
-		env.checkFiles(t, dl, small, big, medium, empty)
-		srv.stop(t)
+		env.exchange(t, "transfer", "transfer", []string{small, big, medium, empty}, nil, nil)
 	})
 
 	// 200 requests through a server that allows 128 streams at a time: the
 	// client's stream starts wait for the credit the server gives back.
 	t.Run("multiplexing", func(t *testing.T) {
-		t.Parallel()
-		srv := env.startServer(t, "transfer")
-		dl := t.TempDir()
-		env.client(t, "multiplexing", dl, srv.urls(many...))
-		env.checkFiles(t, dl, many...)
-		srv.stop(t)
+		env.exchange(t, "transfer", "multiplexing", many, nil, nil)
 	})
 
 	t.Run("multiconnect", func(t *testing.T) {
@@ -162,64 +151,26 @@ func TestInterop(t *testing.T) {
 
 	// The client fails unless its second connection resumed the session.
 	t.Run("resumption", func(t *testing.T) {
-		t.Parallel()
-		srv := env.startServer(t, "resumption")
-		dl := t.TempDir()
-		stderr := env.client(t, "resumption", dl, srv.urls(small, medium, big))
-		env.checkFiles(t, dl, small, medium, big)
-		if !strings.Contains(stderr, "resumed=false") || !strings.Contains(stderr, "resumed=true") {
-			t.Errorf("expected a full and a resumed handshake:\n%s", stderr)
-		}
-		srv.stop(t)
-		if !strings.Contains(srv.log(), "resumed=true") {
-			t.Errorf("the server saw no resumed connection:\n%s", srv.log())
-		}
+		env.exchange(t, "resumption", "resumption", []string{small, medium, big},
+			[]string{"resumed=false", "resumed=true"}, []string{"resumed=true"})
 	})
 
 	// The second connection's requests go out in 0-RTT: the server counts
 	// the streams that arrived in it.
 	t.Run("zerortt", func(t *testing.T) {
-		t.Parallel()
-		srv := env.startServer(t, "zerortt")
-		dl := t.TempDir()
-		stderr := env.client(t, "zerortt", dl, srv.urls(small, medium, big))
-		env.checkFiles(t, dl, small, medium, big)
-		if !strings.Contains(stderr, "resumed=true") {
-			t.Errorf("the second connection did not resume:\n%s", stderr)
-		}
-		srv.stop(t)
-		if !regexp.MustCompile(`done, 2 requests, 2 on streams opened in 0-RTT`).MatchString(srv.log()) {
-			t.Errorf("the server saw no 0-RTT requests:\n%s", srv.log())
-		}
+		env.exchange(t, "zerortt", "zerortt", []string{small, medium, big},
+			[]string{"resumed=true"}, []string{"done, 2 requests, 2 on streams opened in 0-RTT"})
 	})
 
 	t.Run("v2", func(t *testing.T) {
-		t.Parallel()
-		srv := env.startServer(t, "v2")
-		dl := t.TempDir()
-		stderr := env.client(t, "v2", dl, srv.urls(small))
-		env.checkFiles(t, dl, small)
-		if !strings.Contains(stderr, "QUIC version 0x6b3343cf") {
-			t.Errorf("not QUIC v2:\n%s", stderr)
-		}
-		srv.stop(t)
+		env.exchange(t, "v2", "v2", []string{small}, []string{"QUIC version 0x6b3343cf"}, nil)
 	})
 
 	// The client moves to a new local port during a 3 MiB transfer; the
 	// server sees the client's address change.
 	t.Run("connectionmigration", func(t *testing.T) {
-		t.Parallel()
-		srv := env.startServer(t, "connectionmigration")
-		dl := t.TempDir()
-		stderr := env.client(t, "connectionmigration", dl, srv.urls(big))
-		env.checkFiles(t, dl, big)
-		if !strings.Contains(stderr, "client: migrated to 127.0.0.1:") {
-			t.Errorf("no migration:\n%s", stderr)
-		}
-		srv.stop(t)
-		if !strings.Contains(srv.log(), "moved to 127.0.0.1:") {
-			t.Errorf("the server saw no address change:\n%s", srv.log())
-		}
+		env.exchange(t, "connectionmigration", "connectionmigration", []string{big},
+			[]string{"client: migrated to 127.0.0.1:"}, []string{"moved to 127.0.0.1:"})
 	})
 
 	t.Run("siduck", func(t *testing.T) {
@@ -261,6 +212,30 @@ func TestInterop(t *testing.T) {
 		}
 		srv.stop(t)
 	})
+}
+
+// exchange runs, in parallel with the other cases, a server for serverCase
+// and a client for clientCase fetching files, checks the files, and checks
+// that the client's and then the server's log contain every line fragment
+// given.
+func (e interopEnv) exchange(t *testing.T, serverCase, clientCase string, files, clientWants, serverWants []string) {
+	t.Helper()
+	t.Parallel()
+	srv := e.startServer(t, serverCase)
+	dl := t.TempDir()
+	stderr := e.client(t, clientCase, dl, srv.urls(files...))
+	e.checkFiles(t, dl, files...)
+	for _, w := range clientWants {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("the client's log has no %q:\n%s", w, stderr)
+		}
+	}
+	srv.stop(t)
+	for _, w := range serverWants {
+		if !strings.Contains(srv.log(), w) {
+			t.Errorf("the server's log has no %q:\n%s", w, srv.log())
+		}
+	}
 }
 
 // buildInterop builds cmd/quicx for the test (see perfBuild).
