@@ -81,10 +81,8 @@ func (z *zeroRTTTracker) openedEarly(id uint64) bool {
 // a peer stream, and wakes OpenedIn0RTT waiters when new streams were.
 func (r *recorder) peerStreamsOpened(e *qlog.PacketReceived) {
 	early := e.Header.PacketType == qlog.PacketType0RTT
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	z := &r.rx.zr
-	advanced := false
+	locked, advanced := false, false
 	for _, f := range e.Frames {
 		var id qlog.StreamID
 		switch fr := f.Frame.(type) {
@@ -101,14 +99,22 @@ func (r *recorder) peerStreamsOpened(e *qlog.PacketReceived) {
 		default:
 			continue
 		}
+		if !locked { // most packets carry no stream frame: no lock for them
+			r.mu.Lock()
+			locked = true
+		}
 		if z.opened(uint64(id), r.isClient, early) {
 			advanced = true
 		}
+	}
+	if !locked {
+		return
 	}
 	if advanced && z.wait != nil {
 		close(z.wait)
 		z.wait = nil
 	}
+	r.mu.Unlock()
 }
 
 // OpenedIn0RTT reports whether the frame that opened this peer stream came in

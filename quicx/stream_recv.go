@@ -1,6 +1,7 @@
 package quicx
 
 import (
+	"slices"
 	"sync/atomic"
 
 	"quicx.dev/adapter"
@@ -534,6 +535,9 @@ func (s *Stream) ProvideReceiveBuffers(bufs [][]byte) error {
 func (r *recvSide) moveSlotsToAppLocked() {
 	if r.pending != nil || r.readingApp {
 		return // the outstanding Receive's buffers are the chunks; the reader writes into appBufs[0]
+	}
+	if !slices.ContainsFunc(r.chunks, func(c chunk) bool { return c.slot >= 0 }) {
+		return // the usual case once switched: nothing to move, nothing to allocate
 	}
 	out := make([]chunk, 0, len(r.chunks)+1)
 	for i, c := range r.chunks {
