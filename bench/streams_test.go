@@ -225,9 +225,7 @@ func BenchmarkStreamOpenClose(b *testing.B) {
 		qxTime += time.Since(t1)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "quic-go-streams/s")
-	b.ReportMetric(float64(b.N)/qxTime.Seconds(), "quicx-streams/s")
-	b.ReportMetric(rawTime.Seconds()/qxTime.Seconds(), "quicx/quic-go")
+	reportRates(b, "streams/s", rawTime, qxTime)
 }
 
 // BenchmarkRequestResponse100 runs 64 B requests with 64 B responses on 100
@@ -258,8 +256,14 @@ func BenchmarkRequestResponse100(b *testing.B) {
 	rawTime := run(func() { raw.request(b, payload) })
 	qxTime := run(func() { qx.request(b, payload) })
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "quic-go-req/s")
-	b.ReportMetric(float64(b.N)/qxTime.Seconds(), "quicx-req/s")
+	reportRates(b, "req/s", rawTime, qxTime)
+}
+
+// reportRates reports b.N operations over each library's total time, as a
+// rate per second in unit, and quicx's rate over quic-go's.
+func reportRates(b *testing.B, unit string, rawTime, qxTime time.Duration) {
+	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "quic-go-"+unit)
+	b.ReportMetric(float64(b.N)/qxTime.Seconds(), "quicx-"+unit)
 	b.ReportMetric(rawTime.Seconds()/qxTime.Seconds(), "quicx/quic-go")
 }
 
