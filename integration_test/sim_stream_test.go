@@ -15,9 +15,8 @@ import (
 // abortive send shutdown and the peer's PeerSendAborted follow, exactly.
 func TestSimCancelOnLoss(t *testing.T) {
 	simTest(t, func(t *testing.T) {
-		link := quicxtest.Link{Latency: 10 * time.Millisecond, Bandwidth: 20e6, Loss: 0.05}
 		settings := quicx.Settings{PeerUnidiStreamCount: 1, TransportEvents: quicx.TrackLoss}
-		p := quicxtest.NewPair(t, quicxtest.PairConfig{Seed: 4, Link: link, Settings: settings})
+		p := quicxtest.NewPair(t, quicxtest.PairConfig{Seed: 4, Link: simLossyLink, Settings: settings})
 		s, err := p.Client.Conn.OpenStream(quicx.StreamOpenUnidirectional)
 		simMust(t, err)
 		simMust(t, s.SetCancelOnLossCode(0x77))
