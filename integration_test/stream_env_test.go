@@ -210,11 +210,6 @@ func mStarted(id uint64, accepted bool) quicxtest.Matcher {
 // mSent matches an uncanceled SendComplete of the send with ctx.
 func mSent(ctx any) quicxtest.Matcher { return quicxtest.Equal(&quicx.SendComplete{Context: ctx}) }
 
-// mCanceled matches a canceled SendComplete of the send with ctx.
-func mCanceled(ctx any) quicxtest.Matcher {
-	return quicxtest.Equal(&quicx.SendComplete{Canceled: true, Context: ctx})
-}
-
 // quiet checks that the stream raised no event beyond the n it had: on the
 // in-memory network after everything on its way has happened (settle).
 func (es envStream) quiet(e *streamEnv, n int) {

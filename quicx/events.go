@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 )
 
@@ -486,13 +485,4 @@ func statusName(err error) string {
 		return "SUCCESS"
 	}
 	return StatusOf(err).Name()
-}
-
-// joinEvents renders a timeline of events, one per line.
-func joinEvents[E fmt.Stringer](evs []E) string {
-	var b strings.Builder
-	for i, e := range evs {
-		fmt.Fprintf(&b, "%3d %s\n", i, e.String())
-	}
-	return b.String()
 }

@@ -47,8 +47,6 @@ func dirIndex(uni bool) int {
 	return 0
 }
 
-var errLimit = errors.New("stream limit")
-
 // openReq is a started stream waiting to be opened in quic-go.
 type openReq struct {
 	s  *Stream
